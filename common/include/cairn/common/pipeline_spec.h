@@ -1,0 +1,40 @@
+// The pipeline file a user writes (YAML) and its validation:
+//
+//   name: app-errors
+//   workspace: demo
+//   selector: {env: production, role: log-processor}   # or a string selector
+//   pipeline:
+//     input: {generate: {interval: 1s, message: "ERROR disk almost full"}}
+//     processors:
+//       - filter: {contains: ERROR}
+//     output: {file: {path: out/app-errors.log}}
+//
+// Unknown keys anywhere are errors (with their path, e.g.
+// "pipeline.input.generate.intervall: unknown key").
+// Thread-safety: pure functions.
+#pragma once
+
+#include <string>
+
+#include "cairn/common/result.h"
+#include "cairn/v1/pipeline.pb.h"
+
+namespace cairn {
+
+// Parses a pipeline file. `default_workspace` fills a missing `workspace:`.
+// The selector is returned in canonical string form.
+Result<v1::Pipeline> ParsePipelineYaml(const std::string& yaml_text,
+                                       const std::string& default_workspace);
+
+// Checks a spec for a node to run: exactly one input and one output kind,
+// sane values (interval >= 10ms, non-empty paths, valid regex, valid stream
+// name, no '..' escaping the data dir in relative file paths).
+Status ValidatePipelineSpec(const v1::PipelineSpec& spec);
+
+// sha256 hex of the deterministic serialization of `spec`.
+std::string PipelineDigest(const v1::PipelineSpec& spec);
+
+// Renders a spec back to YAML (for `cairnctl pipeline get`).
+std::string PipelineSpecToYaml(const v1::PipelineSpec& spec);
+
+}  // namespace cairn
