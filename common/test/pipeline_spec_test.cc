@@ -1,1 +1,352 @@
+#include "cairn/common/pipeline_spec.h"
+
 #include <gtest/gtest.h>
+
+#include <google/protobuf/util/message_differencer.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace cairn {
+namespace {
+
+// The example from pipeline_spec.h.
+constexpr char kExample[] = R"(
+name: app-errors
+workspace: demo
+selector: {env: production, role: log-processor}   # or a string selector
+pipeline:
+  input: {generate: {interval: 1s, message: "ERROR disk almost full"}}
+  processors:
+    - filter: {contains: ERROR}
+  output: {file: {path: out/app-errors.log}}
+)";
+
+// A file with only `pipeline:` varying.
+std::string WithPipeline(const std::string& body) {
+  return "name: p\nworkspace: demo\npipeline:\n" + body;
+}
+
+// Indents every line of `text` by two spaces.
+std::string Indent(const std::string& text) {
+  std::string out = "  ";
+  for (char c : text) {
+    out += c;
+    if (c == '\n') out += "  ";
+  }
+  return out;
+}
+
+bool SameSpec(const v1::PipelineSpec& a, const v1::PipelineSpec& b) {
+  return google::protobuf::util::MessageDifferencer::Equals(a, b);
+}
+
+TEST(PipelineSpec, ParsesTheDocumentedExample) {
+  auto p = ParsePipelineYaml(kExample, "default");
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  EXPECT_EQ(p->name(), "app-errors");
+  EXPECT_EQ(p->workspace(), "demo");
+  EXPECT_EQ(p->selector(), "env=production,role=log-processor");
+  ASSERT_TRUE(p->spec().input().has_generate());
+  EXPECT_EQ(p->spec().input().generate().interval_ms(), 1000u);
+  EXPECT_EQ(p->spec().input().generate().message(), "ERROR disk almost full");
+  EXPECT_EQ(p->spec().input().generate().count(), 0u);
+  ASSERT_EQ(p->spec().processors_size(), 1);
+  EXPECT_EQ(p->spec().processors(0).filter().contains(), "ERROR");
+  EXPECT_FALSE(p->spec().processors(0).filter().invert());
+  ASSERT_TRUE(p->spec().output().has_file());
+  EXPECT_EQ(p->spec().output().file().path(), "out/app-errors.log");
+  EXPECT_EQ(p->digest(), PipelineDigest(p->spec()));
+}
+
+TEST(PipelineSpec, NormalisesMapAndStringSelectors) {
+  struct Case {
+    std::string selector_yaml;  // "" = no selector line
+    std::string want;
+  };
+  const std::vector<Case> cases = {
+      {"", ""},
+      {"selector:", ""},
+      {"selector: {}", ""},
+      {"selector: \"\"", ""},
+      {"selector: {role: db, env: prod}", "env=prod,role=db"},
+      {"selector: {tier: 1}", "tier=1"},
+      {"selector: env==prod", "env=prod"},
+      {"selector: \"region in (us-east-1,eu-west-1),tier!=db,canary,!legacy\"",
+       "canary,!legacy,region in (eu-west-1,us-east-1),tier!=db"},
+      {"selector: '!legacy'", "!legacy"},
+  };
+  for (const Case& c : cases) {
+    std::string yaml = "name: p\n" + c.selector_yaml + "\npipeline: {input: {generate: {}}, output: stdout}\n";
+    auto p = ParsePipelineYaml(yaml, "demo");
+    ASSERT_TRUE(p.ok()) << c.selector_yaml << ": " << p.error().message;
+    EXPECT_EQ(p->selector(), c.want) << c.selector_yaml;
+  }
+}
+
+TEST(PipelineSpec, FillsTheDefaultWorkspaceOnlyWhenMissing) {
+  const std::string body = "pipeline: {input: {generate: {}}, output: stdout}\n";
+  auto defaulted = ParsePipelineYaml("name: p\n" + body, "team-a");
+  ASSERT_TRUE(defaulted.ok()) << defaulted.error().message;
+  EXPECT_EQ(defaulted->workspace(), "team-a");
+
+  auto explicit_ws = ParsePipelineYaml("name: p\nworkspace: team-b\n" + body, "team-a");
+  ASSERT_TRUE(explicit_ws.ok());
+  EXPECT_EQ(explicit_ws->workspace(), "team-b");
+
+  auto none = ParsePipelineYaml("name: p\n" + body, "");
+  ASSERT_FALSE(none.ok());
+  EXPECT_EQ(none.error().message, "workspace: missing (and no default workspace)");
+}
+
+TEST(PipelineSpec, AcceptsEveryInputAndOutputForm) {
+  struct Case {
+    std::string body;
+    std::function<void(const v1::PipelineSpec&)> check;
+  };
+  const std::vector<Case> cases = {
+      {"  input: {generate: {interval: 250ms, message: hi, count: 3}}\n  output: stdout\n",
+       [](const v1::PipelineSpec& s) {
+         EXPECT_EQ(s.input().generate().interval_ms(), 250u);
+         EXPECT_EQ(s.input().generate().count(), 3u);
+         EXPECT_TRUE(s.output().has_stdout());
+       }},
+      {"  input: {generate: }\n  output: {stdout: {}}\n",
+       [](const v1::PipelineSpec& s) {
+         EXPECT_EQ(s.input().generate().interval_ms(), 1000u);  // the default
+         EXPECT_TRUE(s.output().has_stdout());
+       }},
+      {"  input: {file: {path: /var/log/app.log, from_beginning: true}}\n  output: {stdout: }\n",
+       [](const v1::PipelineSpec& s) {
+         EXPECT_EQ(s.input().file().path(), "/var/log/app.log");
+         EXPECT_TRUE(s.input().file().from_beginning());
+         EXPECT_TRUE(s.output().has_stdout());
+       }},
+      {"  input: {generate: {}}\n  output: {mqtt: {stream: errors}}\n",
+       [](const v1::PipelineSpec& s) {
+         EXPECT_EQ(s.output().mqtt().stream(), "errors");
+         EXPECT_EQ(s.output().mqtt().qos(), 1u);  // the default
+       }},
+      {"  input: {generate: {}}\n  output: {mqtt: {stream: errors, qos: 0}}\n",
+       [](const v1::PipelineSpec& s) { EXPECT_EQ(s.output().mqtt().qos(), 0u); }},
+      {"  input: {generate: {}}\n"
+       "  processors:\n"
+       "    - filter: {regex: '^ERROR\\s+\\d+', invert: true}\n"
+       "    - filter: {contains: disk}\n"
+       "  output: {file: {path: ./out/../out.log}}\n",
+       [](const v1::PipelineSpec& s) {
+         ASSERT_EQ(s.processors_size(), 2);
+         EXPECT_EQ(s.processors(0).filter().regex(), "^ERROR\\s+\\d+");
+         EXPECT_TRUE(s.processors(0).filter().invert());
+         EXPECT_EQ(s.processors(1).filter().contains(), "disk");
+         EXPECT_EQ(s.output().file().path(), "./out/../out.log");
+       }},
+  };
+  for (const Case& c : cases) {
+    auto p = ParsePipelineYaml(WithPipeline(c.body), "demo");
+    ASSERT_TRUE(p.ok()) << c.body << ": " << p.error().message;
+    c.check(p->spec());
+  }
+}
+
+TEST(PipelineSpec, RejectsBadFilesWithTheDottedPathOfTheProblem) {
+  struct Case {
+    std::string yaml;
+    std::string message;  // expected prefix of the error message
+  };
+  const std::string ok_body = "pipeline: {input: {generate: {}}, output: stdout}\n";
+  const std::vector<Case> cases = {
+      // Unknown keys, anywhere.
+      {"name: p\ncolour: red\n" + ok_body, "colour: unknown key"},
+      {WithPipeline("  input: {generate: {intervall: 1s}}\n  output: stdout\n"),
+       "pipeline.input.generate.intervall: unknown key (expected interval, message or count)"},
+      {WithPipeline("  input: {generate: {}}\n  output: stdout\n  retries: 3\n"),
+       "pipeline.retries: unknown key"},
+      {WithPipeline("  input: {generate: {}}\n  processors: [{filter: {regx: a}}]\n  output: stdout\n"),
+       "pipeline.processors[0].filter.regx: unknown key"},
+      {WithPipeline("  input: {generate: {}}\n  processors: [{grep: {}}]\n  output: stdout\n"),
+       "pipeline.processors[0].grep: unknown key"},
+      {WithPipeline("  input: {generate: {}}\n  output: {mqtt: {stream: s, topic: t}}\n"),
+       "pipeline.output.mqtt.topic: unknown key"},
+      {WithPipeline("  input: {generate: {}}\n  output: {stdout: {color: true}}\n"),
+       "pipeline.output.stdout.color: unknown key (no keys allowed here)"},
+      {WithPipeline("  input: {exec: {}}\n  output: stdout\n"), "pipeline.input.exec: unknown key"},
+      // Structure.
+      {"name: p\n", "pipeline: missing"},
+      {"pipeline: {}\n", "name: missing"},
+      {"- a\n", "pipeline file: expected a map at the top level"},
+      {"", "pipeline file: expected a map at the top level"},
+      {"name: [p]\n" + ok_body, "name: expected a string"},
+      {WithPipeline("  output: stdout\n"), "pipeline.input: missing"},
+      {WithPipeline("  input: {generate: {}}\n"), "pipeline.output: missing"},
+      {WithPipeline("  input: {}\n  output: stdout\n"),
+       "pipeline.input: expected exactly one input kind: generate or file"},
+      {WithPipeline("  input: {generate: {}, file: {path: x}}\n  output: stdout\n"),
+       "pipeline.input: expected exactly one input kind"},
+      {WithPipeline("  input: {generate: {}}\n  output: stderr\n"),
+       "pipeline.output: expected a map with keys file, mqtt or stdout"},
+      {WithPipeline("  input: {generate: {}}\n  processors: {filter: {}}\n  output: stdout\n"),
+       "pipeline.processors: expected a list of processors"},
+      {"name: p\nname: q\n" + ok_body, "name: duplicate key"},
+      {"name: p\npipeline: [\n", "invalid YAML at line"},
+      // Values.
+      {WithPipeline("  input: {generate: {interval: soon}}\n  output: stdout\n"),
+       "pipeline.input.generate.interval: invalid duration \"soon\""},
+      {WithPipeline("  input: {generate: {interval: 5ms}}\n  output: stdout\n"),
+       "pipeline.input.generate.interval: must be at least 10ms"},
+      {WithPipeline("  input: {generate: {count: -1}}\n  output: stdout\n"),
+       "pipeline.input.generate.count: expected a non-negative integer, got \"-1\""},
+      {WithPipeline("  input: {file: {path: x, from_beginning: maybe}}\n  output: stdout\n"),
+       "pipeline.input.file.from_beginning: expected true or false"},
+      {WithPipeline("  input: {file: {}}\n  output: stdout\n"),
+       "pipeline.input.file.path: must not be empty"},
+      {WithPipeline("  input: {generate: {}}\n  output: {file: {path: a/../../etc/passwd}}\n"),
+       "pipeline.output.file.path: \"a/../../etc/passwd\" leaves the data directory"},
+      {WithPipeline("  input: {generate: {}}\n  output: {mqtt: {stream: s, qos: 3}}\n"),
+       "pipeline.output.mqtt.qos: must be at most 2"},
+      {WithPipeline("  input: {generate: {}}\n  processors: [{filter: {}}]\n  output: stdout\n"),
+       "pipeline.processors[0].filter: needs contains or regex"},
+      {"name: p\nselector: !legacy\n" + ok_body,
+       "selector: unexpected YAML tag \"!legacy\" (a value starting with '!' must be quoted)"},
+      {"name: p\nselector: [a]\n" + ok_body, "selector: expected a map of labels or a selector string"},
+      {"name: p\nselector: \"env in (a\"\n" + ok_body,
+       "selector: invalid selector \"env in (a\": missing ')'"},
+      {"name: p\nselector: {env: not ok}\n" + ok_body, "selector: invalid selector: invalid label value"},
+  };
+  for (const Case& c : cases) {
+    auto p = ParsePipelineYaml(c.yaml, "demo");
+    ASSERT_FALSE(p.ok()) << c.yaml;
+    EXPECT_EQ(p.error().code, ErrorCode::kInvalidArgument);
+    EXPECT_EQ(p.error().message.rfind(c.message, 0), 0u)
+        << "yaml:\n" << c.yaml << "\nmessage: " << p.error().message;
+  }
+}
+
+TEST(PipelineSpec, RejectsAnInvalidRegex) {
+  auto p = ParsePipelineYaml(
+      WithPipeline("  input: {generate: {}}\n  processors: [{filter: {regex: '(unclosed'}}]\n"
+                   "  output: stdout\n"),
+      "demo");
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.error().message.rfind("pipeline.processors[0].filter.regex: invalid regex \"(unclosed\": ", 0),
+            0u)
+      << p.error().message;
+}
+
+TEST(PipelineSpec, RejectsNamesThatAreNotDnsLabels) {
+  struct Case {
+    std::string yaml;
+    std::string message;
+  };
+  const std::string body = "pipeline: {input: {generate: {}}, output: stdout}\n";
+  const std::vector<Case> cases = {
+      {"name: App_Errors\n" + body, "name: invalid pipeline name \"App_Errors\""},
+      {"name: \"\"\n" + body, "name: invalid pipeline name \"\": must not be empty"},
+      {"name: p\nworkspace: Demo\n" + body, "workspace: invalid workspace name \"Demo\""},
+      {"name: p\nworkspace: \"#\"\n" + body, "workspace: invalid workspace name \"#\""},
+      {WithPipeline("  input: {generate: {}}\n  output: {mqtt: {stream: a/b}}\n"),
+       "pipeline.output.mqtt.stream: invalid stream name \"a/b\""},
+      {WithPipeline("  input: {generate: {}}\n  output: {mqtt: {stream: '+'}}\n"),
+       "pipeline.output.mqtt.stream: invalid stream name \"+\""},
+      {WithPipeline("  input: {generate: {}}\n  output: {mqtt: {}}\n"),
+       "pipeline.output.mqtt.stream: invalid stream name \"\""},
+  };
+  for (const Case& c : cases) {
+    auto p = ParsePipelineYaml(c.yaml, "demo");
+    ASSERT_FALSE(p.ok()) << c.yaml;
+    EXPECT_EQ(p.error().message.rfind(c.message, 0), 0u) << p.error().message;
+  }
+}
+
+TEST(PipelineSpec, ValidationRequiresAnInputAndAnOutput) {
+  v1::PipelineSpec spec;
+  Status s = ValidatePipelineSpec(spec);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().message, "input: missing (expected generate or file)");
+  spec.mutable_input()->mutable_generate()->set_interval_ms(1000);
+  s = ValidatePipelineSpec(spec);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().message, "output: missing (expected file, mqtt or stdout)");
+  spec.mutable_output()->mutable_stdout();
+  EXPECT_TRUE(ValidatePipelineSpec(spec).ok());
+}
+
+TEST(PipelineDigest, IsStableAcrossFormattingAndIgnoresMetadata) {
+  auto a = ParsePipelineYaml(kExample, "demo");
+  auto b = ParsePipelineYaml(R"(
+pipeline:
+  output:
+    file:
+      path: "out/app-errors.log"
+  processors: [{filter: {contains: "ERROR"}}]
+  input:
+    generate: {message: ERROR disk almost full, interval: 1000ms}
+selector: "canary"
+name: other-name
+)",
+                             "demo");
+  ASSERT_TRUE(a.ok()) << a.error().message;
+  ASSERT_TRUE(b.ok()) << b.error().message;
+  EXPECT_EQ(a->digest().size(), 64u);
+  EXPECT_EQ(a->digest().find_first_not_of("0123456789abcdef"), std::string::npos);
+  EXPECT_EQ(a->digest(), b->digest());
+  EXPECT_EQ(PipelineDigest(a->spec()), PipelineDigest(a->spec()));
+}
+
+TEST(PipelineDigest, ChangesWhenTheSpecChanges) {
+  auto base = ParsePipelineYaml(kExample, "demo");
+  ASSERT_TRUE(base.ok());
+  std::vector<v1::PipelineSpec> variants(4, base->spec());
+  variants[0].mutable_input()->mutable_generate()->set_interval_ms(2000);
+  variants[1].mutable_processors(0)->mutable_filter()->set_invert(true);
+  variants[2].mutable_output()->mutable_file()->set_path("out/other.log");
+  variants[3].clear_processors();
+  for (size_t i = 0; i < variants.size(); ++i) {
+    EXPECT_NE(PipelineDigest(variants[i]), base->digest()) << "variant " << i;
+  }
+  EXPECT_NE(PipelineDigest(variants[0]), PipelineDigest(variants[1]));
+}
+
+TEST(PipelineSpecToYaml, RendersASpecThatParsesBackUnchanged) {
+  const std::vector<std::string> bodies = {
+      "  input: {generate: {interval: 1s, message: \"ERROR disk almost full\"}}\n"
+      "  processors: [{filter: {contains: ERROR}}]\n"
+      "  output: {file: {path: out/app-errors.log}}\n",
+      "  input: {generate: {interval: 1500ms, message: \"~\", count: 10}}\n"
+      "  processors:\n"
+      "    - filter: {regex: '^\"quoted\": \\d+$', invert: true}\n"
+      "    - filter: {contains: 'yes', regex: 'x'}\n"
+      "  output: {mqtt: {stream: errors, qos: 2}}\n",
+      "  input: {file: {path: '/var/log/a b.log', from_beginning: true}}\n"
+      "  output: stdout\n",
+      "  input: {generate: {interval: 2h, message: \"multi\\nline: true\"}}\n"
+      "  output: {mqtt: {stream: s, qos: 0}}\n",
+  };
+  for (const std::string& body : bodies) {
+    auto p = ParsePipelineYaml(WithPipeline(body), "demo");
+    ASSERT_TRUE(p.ok()) << body << ": " << p.error().message;
+    const std::string rendered = PipelineSpecToYaml(p->spec());
+    auto again = ParsePipelineYaml("name: p\npipeline:\n" + Indent(rendered), "demo");
+    ASSERT_TRUE(again.ok()) << rendered << ": " << again.error().message;
+    EXPECT_TRUE(SameSpec(p->spec(), again->spec())) << "rendered:\n" << rendered;
+    EXPECT_EQ(again->digest(), p->digest());
+  }
+}
+
+TEST(PipelineSpecToYaml, WritesIntervalsInTheLargestWholeUnit) {
+  v1::PipelineSpec spec;
+  spec.mutable_output()->mutable_stdout();
+  struct Case {
+    uint32_t ms;
+    std::string text;
+  };
+  for (const Case& c : std::vector<Case>{{1000, "interval: 1s"}, {1500, "interval: 1500ms"},
+                                         {120000, "interval: 2m"}, {86400000, "interval: 1d"}}) {
+    spec.mutable_input()->mutable_generate()->set_interval_ms(c.ms);
+    EXPECT_NE(PipelineSpecToYaml(spec).find(c.text), std::string::npos) << PipelineSpecToYaml(spec);
+  }
+}
+
+}  // namespace
+}  // namespace cairn

@@ -1,1 +1,278 @@
-// placeholder: filled in by the skeleton work
+#include "cairn/edge/agent.h"
+
+#include <spdlog/spdlog.h>
+
+#include "cairn/common/rpc.h"
+#include "cairn/common/topics.h"
+
+namespace cairn::edge {
+namespace {
+constexpr size_t kMaxRecentErrors = 10;
+constexpr size_t kMaxConfigBytes = 256 * 1024;
+constexpr size_t kMaxCachedConfigs = 256;
+}  // namespace
+
+Agent::Agent(Identity identity, AgentOptions options, MqttClient& mqtt, Clock& clock)
+    : id_(std::move(identity)),
+      options_(std::move(options)),
+      mqtt_(mqtt),
+      clock_(clock),
+      started_ms_(clock.NowMs()) {}
+
+Agent::~Agent() {
+  {
+    std::lock_guard lock(loop_mu_);
+    loop_stop_ = true;
+  }
+  loop_cv_.notify_all();
+  if (health_thread_.joinable()) health_thread_.join();
+  std::lock_guard lock(mu_);
+  for (auto& [name, r] : runners_) r->Stop();
+}
+
+v1::NodeStatus Agent::MakeStatus(bool online, uint64_t bd_seq, const std::string& version,
+                                 const std::string& reason, int64_t now_ms) {
+  v1::NodeStatus s;
+  s.set_state(online ? v1::NodeStatus::ONLINE : v1::NodeStatus::OFFLINE);
+  s.set_bd_seq(bd_seq);
+  s.set_timestamp_ms(now_ms);
+  s.set_agent_version(version);
+  s.set_reason(reason);
+  return s;
+}
+
+Status Agent::Start() {
+  connected_since_ms_ = clock_.NowMs();
+  if (auto st = mqtt_.Subscribe(topics::NodeDesired(id_.workspace, id_.node), 1); !st.ok()) return st;
+  if (auto st = mqtt_.Subscribe(topics::PipelineConfigs(id_.workspace), 1); !st.ok()) return st;
+  PublishStatus(true, "");
+  PublishHealth();
+  health_thread_ = std::thread([this] { HealthLoop(); });
+  spdlog::info("node {}/{} running (health every {} ms)", id_.workspace, id_.node,
+               options_.health_interval.count());
+  return OkStatus();
+}
+
+void Agent::Stop() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  {
+    std::lock_guard lock(loop_mu_);
+    loop_stop_ = true;
+  }
+  loop_cv_.notify_all();
+  if (health_thread_.joinable()) health_thread_.join();
+  PublishStatus(false, "clean shutdown");
+  mqtt_.Disconnect();
+  std::lock_guard lock(mu_);
+  for (auto& [name, r] : runners_) r->Stop();
+  runners_.clear();
+}
+
+void Agent::OnConnection(bool connected) {
+  if (!connected) return;
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return;
+    ++reconnects_;
+    connected_since_ms_ = clock_.NowMs();
+  }
+  // The broker published our will when the link dropped: announce the birth
+  // again (same bd_seq: it is the same agent session).
+  PublishStatus(true, "");
+  PublishHealth();
+}
+
+void Agent::PublishStatus(bool online, const std::string& reason) {
+  MqttMessage m;
+  m.topic = topics::NodeStatus(id_.workspace, id_.node);
+  m.payload = MakeStatus(online, options_.bd_seq, options_.agent_version, reason, clock_.NowMs())
+                  .SerializeAsString();
+  m.qos = 1;
+  m.retained = true;
+  m.content_type = "cairn.v1.NodeStatus";
+  if (auto st = mqtt_.Publish(m); !st.ok()) spdlog::warn("status not published: {}", st.error().message);
+}
+
+void Agent::HealthLoop() {
+  std::unique_lock lock(loop_mu_);
+  while (!loop_stop_) {
+    loop_cv_.wait_for(lock, options_.health_interval, [this] { return loop_stop_; });
+    if (loop_stop_) break;
+    lock.unlock();
+    PublishHealth();
+    lock.lock();
+  }
+}
+
+v1::NodeHealth Agent::Health() {
+  v1::NodeHealth h;
+  h.set_timestamp_ms(clock_.NowMs());
+  h.set_agent_version(options_.agent_version);
+  h.set_interval_seconds(static_cast<uint32_t>(
+      std::max<int64_t>(1, std::chrono::duration_cast<std::chrono::seconds>(options_.health_interval).count())));
+  h.set_uptime_seconds(static_cast<double>(clock_.NowMs() - started_ms_) / 1000.0);
+  auto sample = stats_.Sample(id_.data_dir);
+  std::lock_guard lock(mu_);
+  if (sample.ok()) {
+    h.set_cpu_percent(sample->cpu_percent);
+    h.set_memory_total_bytes(sample->memory_total_bytes);
+    h.set_memory_used_bytes(sample->memory_used_bytes);
+    h.set_disk_total_bytes(sample->disk_total_bytes);
+    h.set_disk_used_bytes(sample->disk_used_bytes);
+  } else {
+    RecordError("system stats: " + sample.error().message);
+  }
+  h.set_seq(++health_seq_);
+  h.set_reconnects(reconnects_);
+  h.set_connected_since_ms(connected_since_ms_);
+  h.set_applied_generation(applied_generation_);
+  for (const auto& [name, r] : runners_) *h.add_pipelines() = r->Health();
+  for (const auto& [name, ph] : invalid_) *h.add_pipelines() = ph;
+  if (desired_) {
+    for (const auto& ref : desired_->pipelines()) {
+      if (runners_.count(ref.name()) || invalid_.count(ref.name())) continue;
+      auto* ph = h.add_pipelines();
+      ph->set_name(ref.name());
+      ph->set_version(ref.version());
+      ph->set_state(v1::PipelineHealth::PENDING);
+      ph->set_last_error("waiting for the pipeline config");
+    }
+  }
+  for (const auto& e : recent_errors_) h.add_recent_errors(e);
+  return h;
+}
+
+uint64_t Agent::applied_generation() const {
+  std::lock_guard lock(mu_);
+  return applied_generation_;
+}
+
+void Agent::PublishHealth() {
+  MqttMessage m;
+  m.topic = topics::NodeHealth(id_.workspace, id_.node);
+  m.payload = Health().SerializeAsString();
+  m.qos = 1;
+  m.content_type = "cairn.v1.NodeHealth";
+  if (auto st = mqtt_.Publish(m); !st.ok()) spdlog::debug("health not published: {}", st.error().message);
+}
+
+void Agent::RecordError(const std::string& error) {
+  recent_errors_.push_back(error);
+  while (recent_errors_.size() > kMaxRecentErrors) recent_errors_.pop_front();
+}
+
+void Agent::OnMessage(const MqttMessage& m) {
+  std::string principal = m.UserProperty(kPrincipalProperty);
+  if (m.topic == topics::NodeDesired(id_.workspace, id_.node)) {
+    v1::DesiredState d;
+    if (!m.payload.empty() && !d.ParseFromString(m.payload)) {
+      spdlog::warn("malformed desired state on {} ignored", m.topic);
+      std::lock_guard lock(mu_);
+      RecordError("malformed desired state ignored");
+      return;
+    }
+    std::lock_guard lock(mu_);
+    if (desired_ && !m.payload.empty() && d.generation() < desired_->generation()) return;  // older
+    desired_ = d;
+    Reconcile();
+    return;
+  }
+  auto pt = topics::ParsePipelineTopic(m.topic);
+  if (!pt || pt->ws != id_.workspace) return;
+  std::lock_guard lock(mu_);
+  auto key = std::make_pair(pt->pipeline, pt->version);
+  if (m.payload.empty()) {
+    configs_.erase(key);
+    return;
+  }
+  v1::PipelineConfig cfg;
+  if (m.payload.size() > kMaxConfigBytes || !cfg.ParseFromString(m.payload) || cfg.name() != pt->pipeline ||
+      cfg.version() != pt->version) {
+    spdlog::warn("malformed pipeline config on {} ignored", m.topic);
+    RecordError("malformed pipeline config on " + m.topic);
+    return;
+  }
+  // Keep only configs this node may need: the cache stays bounded.
+  if (configs_.size() >= kMaxCachedConfigs) configs_.erase(configs_.begin());
+  configs_[key] = std::move(cfg);
+  Reconcile();
+}
+
+void Agent::Reconcile() {
+  if (stopping_ || !desired_) return;
+  bool complete = true;
+  std::map<std::string, const v1::PipelineRef*> wanted;
+  for (const auto& ref : desired_->pipelines()) wanted[ref.name()] = &ref;
+
+  // Remove what is no longer desired.
+  for (auto it = runners_.begin(); it != runners_.end();) {
+    if (!wanted.count(it->first)) {
+      spdlog::info("stopping pipeline {} (removed)", it->first);
+      it->second->Stop();
+      it = runners_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto it = invalid_.begin(); it != invalid_.end();) {
+    it = wanted.count(it->first) ? std::next(it) : invalid_.erase(it);
+  }
+
+  for (const auto& [name, ref] : wanted) {
+    auto running = runners_.find(name);
+    if (running != runners_.end() && running->second->config().version() == ref->version() &&
+        running->second->config().digest() == ref->digest()) {
+      continue;
+    }
+    auto inv = invalid_.find(name);
+    if (inv != invalid_.end() && inv->second.version() == ref->version()) continue;
+    auto cfg = configs_.find({name, ref->version()});
+    if (cfg == configs_.end()) {
+      complete = false;  // config not here yet; an older version keeps running meanwhile
+      continue;
+    }
+    PipelineContext ctx;
+    ctx.workspace = id_.workspace;
+    ctx.node = id_.node;
+    ctx.labels = id_.labels;
+    ctx.data_dir = id_.data_dir;
+    ctx.publish = [this](const std::string& stream, const std::string& payload, int qos) -> Status {
+      MqttMessage m;
+      m.topic = topics::Data(id_.workspace, stream);
+      m.payload = payload;
+      m.qos = qos;
+      m.content_type = "text/plain";
+      return mqtt_.Publish(m);
+    };
+    auto runner = MakePipelineRunner(cfg->second, std::move(ctx));
+    if (running != runners_.end()) {
+      spdlog::info("updating pipeline {} to version {}", name, ref->version());
+      running->second->Stop();
+      runners_.erase(running);
+    }
+    if (!runner.ok()) {
+      spdlog::warn("pipeline {} v{} rejected: {}", name, ref->version(), runner.error().message);
+      RecordError("pipeline " + name + ": " + runner.error().message);
+      v1::PipelineHealth ph;
+      ph.set_name(name);
+      ph.set_version(ref->version());
+      ph.set_state(v1::PipelineHealth::FAILED);
+      ph.set_last_error(runner.error().message);
+      invalid_[name] = ph;
+      continue;
+    }
+    invalid_.erase(name);
+    spdlog::info("starting pipeline {} version {}", name, ref->version());
+    (*runner)->Start();
+    runners_[name] = std::move(*runner);
+  }
+  if (complete && applied_generation_ != desired_->generation()) {
+    applied_generation_ = desired_->generation();
+    spdlog::info("applied desired generation {} ({} pipelines)", applied_generation_, wanted.size());
+  }
+}
+
+}  // namespace cairn::edge

@@ -16,7 +16,8 @@ namespace cairn {
 Status InitLogging(const std::string& component, const std::string& level,
                    const std::string& file = "");
 
-// "cairn1.abcd…(redacted)" — enough to tell tokens apart in a log.
+// "cairn1.abc…(redacted)": at most the first 10 characters (at most half of
+// a short token) — enough to tell tokens apart in a log.
 std::string RedactToken(std::string_view token);
 
 }  // namespace cairn

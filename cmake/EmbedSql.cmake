@@ -1,0 +1,18 @@
+# cairn_embed_migrations(OUT file.cc FUNCTION name FILES a.sql b.sql ...)
+# Writes a C++ source defining `std::vector<cairn::Migration> name()` with the
+# given numbered SQL files (NNNN_name.sql) embedded. Re-runs on change.
+function(cairn_embed_migrations)
+  cmake_parse_arguments(E "" "OUT;FUNCTION" "FILES" ${ARGN})
+  set(body "// Generated from registry/sql by cmake/EmbedSql.cmake. Do not edit.\n#include \"cairn/common/db.h\"\nnamespace cairn {\nstd::vector<Migration> ${E_FUNCTION}() {\n  return {\n")
+  foreach(f ${E_FILES})
+    set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${f})
+    get_filename_component(base ${f} NAME_WE)
+    string(REGEX MATCH "^([0-9]+)_(.*)$" _ ${base})
+    math(EXPR ver "${CMAKE_MATCH_1}")
+    file(READ ${f} sql)
+    string(APPEND body "    {${ver}, \"${CMAKE_MATCH_2}\", R\"cairnsql(${sql})cairnsql\"},\n")
+  endforeach()
+  string(APPEND body "  };\n}\n}  // namespace cairn\n")
+  file(WRITE ${E_OUT}.tmp "${body}")
+  configure_file(${E_OUT}.tmp ${E_OUT} COPYONLY)
+endfunction()

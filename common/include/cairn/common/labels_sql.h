@@ -1,0 +1,20 @@
+// Moving label maps in and out of PostgreSQL jsonb columns.
+// Label keys and values cannot contain ',' or '=' (see ValidateLabelKey), so
+// "k=v,k2=v2" (what `string_agg(key || '=' || value, ',')` over
+// jsonb_each_text yields) is an unambiguous transport form.
+// Thread-safety: pure functions.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "cairn/common/selector.h"
+
+namespace cairn {
+
+std::string LabelsToJson(const Labels& labels);      // {"k":"v",...}, JSON-escaped
+Labels ParseLabelsKv(const std::string& kv);          // "k=v,k2=v2" -> map
+std::string TextArrayLiteral(const std::vector<std::string>& items);  // {"a","b"}
+std::string JsonEscape(const std::string& s);         // without surrounding quotes
+
+}  // namespace cairn

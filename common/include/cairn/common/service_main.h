@@ -1,0 +1,39 @@
+// Pieces every service's main() shares: the broker connection settings,
+// loading a Config from file + env + flags, and waiting for SIGTERM/SIGINT.
+// Thread-safety: call from main() only.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "cairn/common/config.h"
+#include "cairn/common/mqtt_paho.h"
+
+namespace cairn {
+
+struct BrokerConfig {
+  std::string url;            // ssl://host:port of the password listener
+  std::string ca_file;        // CA that signed the broker certificate
+  std::string username;       // e.g. svc:registry
+  std::string password_file;  // file holding the password (never on the command line)
+
+  void Bind(ConfigSchema& schema, const std::string& default_username);
+  Result<MqttOptions> ToOptions(const std::string& client_prefix) const;
+};
+
+// Loads `schema` from --config FILE (if given), then env with `env_prefix`,
+// then the flags. Returns positional args. Prints usage on --help and exits 0.
+Result<std::vector<std::string>> LoadConfig(ConfigSchema& schema, const std::string& env_prefix,
+                                            const std::vector<std::string>& args,
+                                            const std::string& usage_head);
+
+// Blocks SIGINT/SIGTERM in this thread (call before starting threads, so they
+// inherit the mask), and later WaitForStopSignal() returns the signal.
+void BlockStopSignals();
+int WaitForStopSignal();
+// Like WaitForStopSignal, but calls `tick` every `period` while waiting.
+int WaitForStopSignal(std::chrono::milliseconds period, const std::function<void()>& tick);
+
+}  // namespace cairn

@@ -1,0 +1,16 @@
+// cairnctl: the operator CLI. Talks to the registry and scheduler over MQTT v5
+// RPC as a user principal.
+// Thread-safety: single-threaded use.
+#pragma once
+
+#include <ostream>
+#include <string>
+#include <vector>
+
+namespace cairn::ctl {
+
+// Runs one cairnctl command line (without argv[0]); returns the exit code.
+// Results go to `out`, errors to `err`.
+int Main(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+
+}  // namespace cairn::ctl

@@ -1,0 +1,89 @@
+// The node agent: connects with its certificate, keeps its retained status
+// (online now; offline by last will or clean shutdown, with bd_seq), reports
+// NodeHealth every interval, and reconciles its pipelines to exactly the
+// retained desired state the scheduler publishes for it.
+// Thread-safety: OnMessage/OnConnection run on the MQTT dispatcher thread;
+// the health loop runs on its own thread; shared state is under mu_.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "cairn/common/clock.h"
+#include "cairn/common/mqtt_client.h"
+#include "cairn/edge/identity.h"
+#include "cairn/edge/pipeline_runtime.h"
+#include "cairn/edge/system_stats.h"
+#include "cairn/v1/node.pb.h"
+#include "cairn/v1/pipeline.pb.h"
+
+namespace cairn::edge {
+
+struct AgentOptions {
+  std::chrono::milliseconds health_interval{10000};
+  std::string agent_version;
+  uint64_t bd_seq = 0;  // this session's birth/death sequence
+};
+
+class Agent {
+ public:
+  Agent(Identity identity, AgentOptions options, MqttClient& mqtt, Clock& clock);
+  ~Agent();
+
+  // Subscribes, publishes the birth and starts the health loop. The client
+  // must be connected.
+  Status Start();
+  // Clean shutdown: retained offline status, pipelines stopped, disconnect.
+  void Stop();
+
+  void OnMessage(const MqttMessage& message);
+  void OnConnection(bool connected);
+
+  // Builds (does not publish) the current health report.
+  v1::NodeHealth Health();
+  uint64_t applied_generation() const;
+
+  // The status message this session publishes as birth (online) or death.
+  static v1::NodeStatus MakeStatus(bool online, uint64_t bd_seq, const std::string& version,
+                                   const std::string& reason, int64_t now_ms);
+
+ private:
+  void PublishStatus(bool online, const std::string& reason);
+  void PublishHealth();
+  void HealthLoop();
+  void Reconcile();  // under mu_
+  void RecordError(const std::string& error);  // under mu_
+
+  Identity id_;
+  AgentOptions options_;
+  MqttClient& mqtt_;
+  Clock& clock_;
+  SystemStats stats_;
+  int64_t started_ms_;
+
+  mutable std::mutex mu_;
+  std::optional<v1::DesiredState> desired_;
+  std::map<std::pair<std::string, uint32_t>, v1::PipelineConfig> configs_;
+  std::map<std::string, std::unique_ptr<PipelineRunner>> runners_;
+  std::map<std::string, v1::PipelineHealth> invalid_;  // pipelines that failed validation
+  uint64_t applied_generation_ = 0;
+  std::deque<std::string> recent_errors_;
+  uint64_t health_seq_ = 0;
+  uint32_t reconnects_ = 0;
+  int64_t connected_since_ms_ = 0;
+  bool stopping_ = false;
+
+  std::mutex loop_mu_;
+  std::condition_variable loop_cv_;
+  bool loop_stop_ = false;
+  std::thread health_thread_;
+};
+
+}  // namespace cairn::edge
