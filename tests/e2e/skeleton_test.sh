@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# End-to-end: token -> bootstrap -> health -> selector deploy, on a real
+# PostgreSQL and Mosquitto with the registry, the scheduler and three edge
+# nodes (health interval 1 s). See issue 2 for what must hold.
+set -uo pipefail
+
+SRC_DIR=${CAIRN_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
+BIN_DIR=${CAIRN_BIN_DIR:-$SRC_DIR/build/bin}
+PLUGIN=${CAIRN_PLUGIN:-$SRC_DIR/build/lib/cairn_mosquitto_plugin.so}
+STACK_DIR=$(mktemp -d "${TMPDIR:-/tmp}/cairn-e2e.XXXXXX")
+export SRC_DIR BIN_DIR PLUGIN STACK_DIR
+source "$SRC_DIR/tests/lib/stack.sh"
+source "$SRC_DIR/tests/lib/assert.sh"
+
+cleanup() {
+  stack_down
+  if [[ -n "${CAIRN_TEST_KEEP:-}" ]]; then echo "kept $STACK_DIR"; else rm -rf "$STACK_DIR"; fi
+}
+trap cleanup EXIT
+
+stack_up || { echo "stack did not start"; exit 1; }
+WS=e2e
+export CAIRN_WORKSPACE=$WS
+
+node_json() { cairnctl -o json node get "$1"; }
+node_field() { node_json "$1" | jq -r "$2"; }
+node_state_is() { [[ "$(node_field "$1" .state)" == "$2" ]]; }
+node_runs() { node_json "$1" | jq -e --arg p "$2" '.health.pipelines // [] | map(select(.name == $p and .state == "RUNNING")) | length == 1' >/dev/null; }
+node_lacks() { node_json "$1" | jq -e --arg p "$2" '(.health.pipelines // []) | map(select(.name == $p)) | length == 0' >/dev/null; }
+lines() { [[ -f "$1" ]] && wc -l <"$1" || echo 0; }
+more_lines() { [[ $(lines "$1") -gt $2 ]]; }
+grows() { local before; before=$(lines "$1"); wait_until 5 more_lines "$1" "$before"; }
+health_seq() { node_field "$1" .health.seq; }
+seq_above() { [[ $(health_seq "$1") -gt $2 ]]; }
+# Waits for two more health reports from NODE: the pipeline runtime has had
+# time to act on whatever it reported before.
+two_reports() { local s; s=$(health_seq "$1"); wait_until 10 seq_above "$1" $((s + 1)); }
+bootstrap() { # NAME TOKEN LABEL...
+  local name=$1 token=$2; shift 2
+  local args=(); for l in "$@"; do args+=(--label "$l"); done
+  cairn-edge bootstrap --token "$token" --name "$name" --data-dir "$STACK_DIR/nodes/$name" "${args[@]}"
+}
+
+t_section "workspaces"
+check "workspace create" cairnctl workspace create $WS --description "end to end"
+check_fails "a second create is refused" "already exists" cairnctl workspace create $WS
+check_fails "an invalid name is refused" "workspace" cairnctl workspace create Bad_Name
+check "workspace list shows it" bash -c "cairnctl workspace list | grep -q '^$WS '"
+
+t_section "bootstrap tokens"
+ONCE=$(cairnctl token create --uses 1 --label tier=edge)
+check "token create prints only the token" grep -Eq '^cairn1\.[A-Za-z0-9_-]+$' <<<"$ONCE"
+check "first use of a --uses 1 token bootstraps" bootstrap n1 "$ONCE" env=production role=log-processor
+check_fails "second use of a --uses 1 token is refused" "used up" bootstrap n1b "$ONCE"
+check "the refused node left no identity behind" test ! -e "$STACK_DIR/nodes/n1b/identity.yaml"
+check "private key is 0600" test "$(stat -c %a "$STACK_DIR/nodes/n1/node.key")" = 600
+check "token preset labels reach the node" bash -c "cairnctl -o json node get n1 | jq -e '.labels.tier == \"edge\" and .labels.env == \"production\"'"
+
+SHORT=$(cairnctl token create --ttl 1s)
+eventually "a 1s token shows as expired" 5 bash -c "cairnctl token list | grep -q expired"
+check_fails "an expired token is refused" "expired" bootstrap n9 "$SHORT"
+REVOKED=$(cairnctl token create)
+RID=$(cairnctl -o json token list | jq -r '.tokens | sort_by(.created_ms) | last | .id')
+check "token revoke" cairnctl token revoke "$RID"
+check_fails "a revoked token is refused" "revoked" bootstrap n9 "$REVOKED"
+check_fails "a damaged token is refused" "damaged|not a Cairn" bootstrap n9 "cairn1.AAAA"
+
+MULTI=$(cairnctl token create --uses 2)
+check "bootstrap n2" bootstrap n2 "$MULTI" env=production role=log-processor region=eu-west-1
+check "bootstrap n3" bootstrap n3 "$MULTI" env=staging role=gateway
+check_fails "a taken node name is refused" "already|used up" bootstrap n2 "$(cairnctl token create)"
+
+t_section "health"
+for n in n1 n2 n3; do stack_start_edge $n --health-interval 1s; done
+for n in n1 n2 n3; do eventually "$n is online" 10 node_state_is $n online; done
+SEQ=$(node_field n1 .health.seq)
+eventually "a new health report reaches the registry within two intervals" 2 \
+  bash -c "[[ \$(cairnctl -o json node get n1 | jq -r .health.seq) -gt $SEQ ]]"
+H=$(node_json n1)
+check "cpu is a percentage" jq -e '(.health.cpu_percent // 0) >= 0 and (.health.cpu_percent // 0) <= 100' <<<"$H"
+check "memory figures are plausible" jq -e '(.health.memory_total_bytes|tonumber) > 1000000 and (.health.memory_used_bytes|tonumber) > 0 and (.health.memory_used_bytes|tonumber) <= (.health.memory_total_bytes|tonumber)' <<<"$H"
+check "disk figures are plausible" jq -e '(.health.disk_total_bytes|tonumber) > 0 and (.health.disk_used_bytes|tonumber) <= (.health.disk_total_bytes|tonumber)' <<<"$H"
+check "node list -l selects by label" bash -c "[[ \$(cairnctl -o json node list -l 'env=production,role in (log-processor)' | jq -r '[.nodes[].name] | join(\",\")') == n1,n2 ]]"
+check_fails "an invalid selector is refused" "selector" cairnctl node list -l 'env in (a'
+
+t_section "selector deploy"
+cat >"$STACK_DIR/app-errors.yaml" <<YAML
+name: app-errors
+workspace: $WS
+selector: {env: production, role: log-processor}
+pipeline:
+  input: {generate: {interval: 100ms, message: "ERROR disk almost full"}}
+  processors:
+    - filter: {contains: ERROR}
+  output: {file: {path: out/app-errors.log}}
+YAML
+check "pipeline apply" cairnctl pipeline apply -f "$STACK_DIR/app-errors.yaml"
+eventually "n1 runs app-errors" 10 node_runs n1 app-errors
+eventually "n2 runs app-errors" 10 node_runs n2 app-errors
+check "n1 writes the pipeline output" grows "$STACK_DIR/nodes/n1/out/app-errors.log"
+check "n2 writes the pipeline output" grows "$STACK_DIR/nodes/n2/out/app-errors.log"
+eventually "n3 has applied its (empty) desired state" 5 bash -c "cairnctl -o json node get n3 | jq -e '(.health.applied_generation|tonumber) >= 1'"
+check "n3 (not matching) does not run it" node_lacks n3 app-errors
+check "n3 has no output" test ! -e "$STACK_DIR/nodes/n3/out/app-errors.log"
+check "only ERROR lines pass the filter" bash -c "! grep -v ERROR '$STACK_DIR/nodes/n1/out/app-errors.log'"
+eventually "pipeline status counts 2 targeted, 2 running" 5 bash -c "cairnctl pipeline status app-errors | grep -q 'targeted 2, applied 2, running 2, failed 0, pending 0'"
+check "re-applying the same file changes nothing" bash -c "cairnctl pipeline apply -f '$STACK_DIR/app-errors.yaml' | grep -q 'unchanged (version 1)'"
+
+cat >"$STACK_DIR/staging.yaml" <<YAML
+name: staging-beat
+workspace: $WS
+selector: "env in (staging,qa),!legacy"
+pipeline:
+  input: {generate: {interval: 100ms, message: "beat"}}
+  output: {mqtt: {stream: beats}}
+YAML
+check "string-form selector pipeline apply" cairnctl pipeline apply -f "$STACK_DIR/staging.yaml"
+eventually "n3 runs staging-beat" 10 node_runs n3 staging-beat
+check "its records reach the workspace data topic" bash -c "mosquitto_sub -V mqttv5 -h localhost -p $AUTH_PORT --cafile '$CAIRN_CA_FILE' -u user:admin -P \"\$(cat '$CAIRN_PASSWORD_FILE')\" -t 'cairn/v1/ws/$WS/data/beats' -C 1 -W 10 | grep -q beat"
+check "n1 does not run staging-beat" node_lacks n1 staging-beat
+check_fails "a pipeline file with an unknown key is refused" "unknown key" bash -c "sed 's/interval:/intervall:/' '$STACK_DIR/staging.yaml' > '$STACK_DIR/bad.yaml' && cairnctl pipeline apply -f '$STACK_DIR/bad.yaml'"
+
+t_section "relabelling"
+check "label n3 into production/log-processor" cairnctl node label n3 env=production role=log-processor
+eventually "n3 picks app-errors up" 10 node_runs n3 app-errors
+eventually "n3 drops staging-beat" 10 node_lacks n3 staging-beat
+check "n3 writes output" grows "$STACK_DIR/nodes/n3/out/app-errors.log"
+check "remove role from n1" cairnctl node label n1 role-
+eventually "n1 stops app-errors" 10 node_lacks n1 app-errors
+N1_LINES=$(lines "$STACK_DIR/nodes/n1/out/app-errors.log")
+two_reports n1
+check "n1's output stopped growing" test "$(lines "$STACK_DIR/nodes/n1/out/app-errors.log")" -eq "$N1_LINES"
+
+t_section "pipeline delete"
+check "pipeline delete" cairnctl pipeline delete app-errors
+for n in n2 n3; do eventually "$n stops app-errors" 10 node_lacks $n app-errors; done
+check_fails "the deleted pipeline is gone" "does not exist" cairnctl pipeline get app-errors
+
+t_section "bad input"
+REG_PID=$(stack_pid registry)
+check "a node may publish garbage to its own health topic" \
+  mosquitto_pub -V mqttv5 -h localhost -p $NODE_PORT --cafile "$STACK_DIR/nodes/n2/ca.crt" \
+    --cert "$STACK_DIR/nodes/n2/node.crt" --key "$STACK_DIR/nodes/n2/node.key" \
+    -t "cairn/v1/ws/$WS/nodes/n2/health" -m 'this is not protobuf' -q 1
+eventually "the registry logs and counts it" 5 grep -q "malformed health on cairn/v1/ws/$WS/nodes/n2/health.*so far: 1" "$STACK_DIR/logs/registry.log"
+check "garbage RPC to the registry" mosquitto_pub -V mqttv5 -h localhost -p $AUTH_PORT --cafile "$CAIRN_CA_FILE" \
+    -u user:admin -P "$(cat "$CAIRN_PASSWORD_FILE")" -t cairn/v1/rpc/registry/ListNodes -m $'\xff\xff\xff' \
+    -D publish response-topic cairn/v1/reply/nobody/x -q 1
+eventually "the registry counts the invalid request" 5 grep -q "invalid requests: 1" "$STACK_DIR/logs/registry.log"
+check "the registry is still running and answering" bash -c "kill -0 $REG_PID && cairnctl node get n2 >/dev/null"
+
+t_section "liveness"
+kill -9 "$(stack_pid edge-n2)"
+eventually "kill -9 of n2 shows it offline" 20 bash -c "cairnctl node list | grep -Eq '^n2 +offline'"
+check "pipeline status counts the offline node as pending" bash -c "cairnctl pipeline status staging-beat >/dev/null"
+check "node revoke" cairnctl node revoke n3
+eventually "n3 shows as revoked" 5 node_state_is n3 revoked
+
+t_finish
