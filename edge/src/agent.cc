@@ -99,12 +99,21 @@ void Agent::PublishStatus(bool online, const std::string& reason) {
 void Agent::HealthLoop() {
   std::unique_lock lock(loop_mu_);
   while (!loop_stop_) {
-    loop_cv_.wait_for(lock, options_.health_interval, [this] { return loop_stop_; });
+    loop_cv_.wait_for(lock, options_.health_interval, [this] { return loop_stop_ || health_now_; });
     if (loop_stop_) break;
+    health_now_ = false;
     lock.unlock();
     PublishHealth();
     lock.lock();
   }
+}
+
+void Agent::HealthSoon() {
+  {
+    std::lock_guard lock(loop_mu_);
+    health_now_ = true;
+  }
+  loop_cv_.notify_all();
 }
 
 v1::NodeHealth Agent::Health() {
@@ -271,6 +280,7 @@ void Agent::Reconcile() {
   }
   if (complete && applied_generation_ != desired_->generation()) {
     applied_generation_ = desired_->generation();
+    HealthSoon();
     spdlog::info("applied desired generation {} ({} pipelines)", applied_generation_, wanted.size());
   }
 }

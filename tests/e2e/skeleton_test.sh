@@ -150,7 +150,7 @@ eventually "the registry counts the invalid request" 5 grep -q "invalid requests
 check "the registry is still running and answering" bash -c "kill -0 $REG_PID && cairnctl node get n2 >/dev/null"
 
 t_section "liveness"
-kill -9 "$(stack_pid edge-n2)"
+kill -9 "$(stack_pid node-n2)"
 eventually "kill -9 of n2 shows it offline" 20 bash -c "cairnctl node list | grep -Eq '^n2 +offline'"
 check "pipeline status counts the offline node as pending" bash -c "cairnctl pipeline status staging-beat >/dev/null"
 check "node revoke" cairnctl node revoke n3

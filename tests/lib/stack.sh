@@ -145,6 +145,8 @@ YAML
 # stack_start_service NAME: starts cairn-NAME and waits for its ready line.
 stack_start_service() {
   local name=$1
+  # Keep one previous log; the ready line below must come from this start.
+  [[ -f "$STACK_DIR/logs/$name.log" ]] && mv -f "$STACK_DIR/logs/$name.log" "$STACK_DIR/logs/$name.log.1"
   "$BIN_DIR/cairn-$name" --config "$STACK_DIR/$name.yaml" >>"$STACK_DIR/logs/$name.out" 2>&1 &
   echo $! >"$STACK_DIR/run/$name.pid"
   wait_until 30 grep -q "cairn-$name ready" "$STACK_DIR/logs/$name.log" \
@@ -182,9 +184,9 @@ stack_up() {
 # bootstrapped node from $STACK_DIR/nodes/NAME.
 stack_start_edge() {
   local name=$1; shift
-  "$BIN_DIR/cairn-edge" run --data-dir "$STACK_DIR/nodes/$name" --log-file "$STACK_DIR/logs/edge-$name.log" "$@" \
-    >>"$STACK_DIR/logs/edge-$name.out" 2>&1 &
-  echo $! >"$STACK_DIR/run/edge-$name.pid"
+  "$BIN_DIR/cairn-edge" run --data-dir "$STACK_DIR/nodes/$name" --log-file "$STACK_DIR/logs/node-$name.log" "$@" \
+    >>"$STACK_DIR/logs/node-$name.out" 2>&1 &
+  echo $! >"$STACK_DIR/run/node-$name.pid"
 }
 
 stack_pid() { cat "$STACK_DIR/run/$1.pid" 2>/dev/null; }
@@ -202,7 +204,7 @@ stack_stop_proc() {
 
 stack_down() {
   local f
-  for f in "$STACK_DIR"/run/edge-*.pid; do [[ -e "$f" ]] && stack_stop_proc "$(basename "$f" .pid)"; done
+  for f in "$STACK_DIR"/run/node-*.pid; do [[ -e "$f" ]] && stack_stop_proc "$(basename "$f" .pid)"; done
   stack_stop_proc scheduler
   stack_stop_proc registry
   stack_stop_proc mosquitto

@@ -60,6 +60,7 @@ class Agent {
   void HealthLoop();
   void Reconcile();  // under mu_
   void RecordError(const std::string& error);  // under mu_
+  void HealthSoon();  // wakes the health loop for an immediate report
 
   Identity id_;
   AgentOptions options_;
@@ -83,6 +84,7 @@ class Agent {
   std::mutex loop_mu_;
   std::condition_variable loop_cv_;
   bool loop_stop_ = false;
+  bool health_now_ = false;  // report at once (desired state was acted on)
   std::thread health_thread_;
 };
 
