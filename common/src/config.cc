@@ -1,4 +1,5 @@
 #include "cairn/common/config.h"
+#include "cairn/common/text.h"
 
 #include <algorithm>
 #include <charconv>
@@ -16,26 +17,6 @@ namespace {
 // Origins used to tell sources apart for Map/List replacement.
 constexpr char kEnvOrigin[] = "environment";
 constexpr char kFlagsOrigin[] = "command line";
-
-std::string Quoted(std::string_view text) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out = "\"";
-  for (char c : text) {
-    auto u = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (u < 0x20 || u == 0x7f) {
-      out += "\\x";
-      out += kHex[u >> 4];
-      out += kHex[u & 0xf];
-    } else {
-      out += c;
-    }
-  }
-  out += '"';
-  return out;
-}
 
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);

@@ -1,4 +1,5 @@
 #include "cairn/common/pipeline_spec.h"
+#include "cairn/common/text.h"
 
 #include <charconv>
 #include <initializer_list>
@@ -25,26 +26,6 @@ constexpr size_t kMaxRegexLength = 1024;
 constexpr uint32_t kMinIntervalMs = 10;
 constexpr uint32_t kDefaultIntervalMs = 1000;
 constexpr uint32_t kDefaultQos = 1;
-
-std::string Quoted(std::string_view text) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out = "\"";
-  for (char c : text) {
-    auto u = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (u < 0x20 || u == 0x7f) {
-      out += "\\x";
-      out += kHex[u >> 4];
-      out += kHex[u & 0xf];
-    } else {
-      out += c;
-    }
-  }
-  out += '"';
-  return out;
-}
 
 std::string Child(const std::string& path, std::string_view key) {
   return path.empty() ? std::string(key) : path + "." + std::string(key);

@@ -1,4 +1,5 @@
 #include "cairn/common/selector.h"
+#include "cairn/common/text.h"
 
 #include <algorithm>
 #include <tuple>
@@ -8,26 +9,6 @@ namespace {
 
 constexpr size_t kMaxNameLength = 63;
 constexpr size_t kMaxPrefixLength = 253;
-
-std::string Quoted(std::string_view text) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out = "\"";
-  for (char c : text) {
-    auto u = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (u < 0x20 || u == 0x7f) {
-      out += "\\x";
-      out += kHex[u >> 4];
-      out += kHex[u & 0xf];
-    } else {
-      out += c;
-    }
-  }
-  out += '"';
-  return out;
-}
 
 bool IsAlnum(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');

@@ -1,4 +1,5 @@
 #include "cairn/common/topics.h"
+#include "cairn/common/text.h"
 
 #include <charconv>
 #include <vector>
@@ -9,28 +10,6 @@ namespace {
 constexpr size_t kMaxNameLength = 63;
 
 bool IsLowerAlnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
-
-// `text` in double quotes, with quotes, backslashes and control characters
-// escaped, so that untrusted input cannot forge a log line.
-std::string Quoted(std::string_view text) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out = "\"";
-  for (char c : text) {
-    auto u = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (u < 0x20 || u == 0x7f) {
-      out += "\\x";
-      out += kHex[u >> 4];
-      out += kHex[u & 0xf];
-    } else {
-      out += c;
-    }
-  }
-  out += '"';
-  return out;
-}
 
 std::vector<std::string_view> SplitLevels(std::string_view topic) {
   std::vector<std::string_view> levels;

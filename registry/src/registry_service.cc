@@ -13,19 +13,6 @@ constexpr size_t kMaxHealthBytes = 256 * 1024;
 constexpr size_t kMaxStatusBytes = 4 * 1024;
 constexpr char kTokenPrefix[] = "cairn1.";
 
-// Who may call what. The principal comes from the broker plugin; an empty one
-// only happens without the plugin (unit tests, a broker without Cairn's
-// plugin), where the broker enforces nothing anyway.
-bool IsOperator(const CallContext& ctx) {
-  return ctx.principal.empty() || ctx.principal.rfind("user:", 0) == 0 ||
-         ctx.principal.rfind("svc:", 0) == 0;
-}
-
-Status RequireOperator(const CallContext& ctx) {
-  if (IsOperator(ctx)) return OkStatus();
-  return Error::PermissionDenied(ctx.principal + " may not call registry." + ctx.method);
-}
-
 const char* kNodeColumns =
     "workspace, name, state, state_since_ms, created_ms, last_seen_ms, bd_seq,"
     " CASE WHEN health IS NULL THEN '' ELSE encode(health, 'hex') END,"
@@ -269,7 +256,7 @@ void RegistryService::PublishRevocation(const std::string& ws, const std::string
 
 Result<v1::Workspace> RegistryService::CreateWorkspace(const v1::CreateWorkspaceRequest& req,
                                                        const CallContext& ctx) {
-  if (auto st = RequireOperator(ctx); !st.ok()) return st.error();
+  if (auto st = RequireOperator(ctx, "registry"); !st.ok()) return st.error();
   if (auto st = topics::ValidateName("workspace", req.name()); !st.ok()) return st.error();
   if (req.description().size() > 1024) return Error::InvalidArgument("description longer than 1024 bytes");
   v1::Workspace ws;
@@ -294,7 +281,7 @@ Result<v1::Workspace> RegistryService::CreateWorkspace(const v1::CreateWorkspace
 
 Result<v1::WorkspaceList> RegistryService::ListWorkspaces(const v1::ListWorkspacesRequest&,
                                                           const CallContext& ctx) {
-  if (auto st = RequireOperator(ctx); !st.ok()) return st.error();
+  if (auto st = RequireOperator(ctx, "registry"); !st.ok()) return st.error();
   v1::WorkspaceList out;
   auto st = db_.Tx([&](pqxx::work& tx) -> Status {
     for (const auto& r : tx.exec(
@@ -315,7 +302,7 @@ Result<v1::WorkspaceList> RegistryService::ListWorkspaces(const v1::ListWorkspac
 
 Result<v1::Workspace> RegistryService::GetWorkspace(const v1::GetWorkspaceRequest& req,
                                                      const CallContext& ctx) {
-  if (auto st = RequireOperator(ctx); !st.ok()) return st.error();
+  if (auto st = RequireOperator(ctx, "registry"); !st.ok()) return st.error();
   v1::Workspace w;
   auto st = db_.Tx([&](pqxx::work& tx) -> Status {
     auto r = tx.exec_params(
@@ -336,8 +323,9 @@ Result<v1::Workspace> RegistryService::GetWorkspace(const v1::GetWorkspaceReques
 
 Result<v1::Empty> RegistryService::DeleteWorkspace(const v1::DeleteWorkspaceRequest& req,
                                                    const CallContext& ctx) {
-  if (auto st = RequireOperator(ctx); !st.ok()) return st.error();
+  if (auto st = RequireOperator(ctx, "registry"); !st.ok()) return st.error();
   std::vector<std::string> nodes;
+  std::vector<std::string> retained;  // topics to clear once the rows are gone
   auto st = db_.Tx([&](pqxx::work& tx) -> Status {
     auto w = tx.exec_params("SELECT 1 FROM workspaces WHERE name = $1 FOR UPDATE", req.name());
     if (w.empty()) return Error::NotFound("workspace \"" + req.name() + "\" does not exist");
@@ -349,6 +337,9 @@ Result<v1::Empty> RegistryService::DeleteWorkspace(const v1::DeleteWorkspaceRequ
                                        std::to_string(nodes.size()) +
                                        " node(s); revoke them first or use --force");
     }
+    for (const auto& r : tx.exec_params("SELECT name, version FROM pipelines WHERE workspace = $1", req.name())) {
+      retained.push_back(topics::PipelineConfig(req.name(), r[0].as<std::string>(), r[1].as<uint32_t>()));
+    }
     tx.exec_params("DELETE FROM node_desired WHERE workspace = $1", req.name());
     tx.exec_params("DELETE FROM pipeline_versions WHERE workspace = $1", req.name());
     tx.exec_params("DELETE FROM workspaces WHERE name = $1", req.name());
@@ -357,8 +348,20 @@ Result<v1::Empty> RegistryService::DeleteWorkspace(const v1::DeleteWorkspaceRequ
     return OkStatus();
   });
   if (!st.ok()) return st.error();
-  // Forced: the nodes' certificates still name the workspace; cut them off.
-  for (const auto& n : nodes) PublishRevocation(req.name(), n);
+  // Forced: the nodes' certificates still name the workspace; cut them off,
+  // and leave no retained state behind for a later workspace of that name.
+  for (const auto& n : nodes) {
+    PublishRevocation(req.name(), n);
+    retained.push_back(topics::NodeDesired(req.name(), n));
+    retained.push_back(topics::NodeStatus(req.name(), n));
+  }
+  for (const auto& topic : retained) {
+    MqttMessage m;
+    m.topic = topic;
+    m.qos = 1;
+    m.retained = true;
+    if (auto s = mqtt_.Publish(m); !s.ok()) spdlog::warn("retained {} not cleared: {}", topic, s.error().message);
+  }
   spdlog::info("workspace {} deleted by {} ({} nodes)", req.name(), ctx.principal, nodes.size());
   return v1::Empty();
 }
@@ -367,7 +370,7 @@ Result<v1::Empty> RegistryService::DeleteWorkspace(const v1::DeleteWorkspaceRequ
 
 Result<v1::CreateTokenResponse> RegistryService::CreateToken(const v1::CreateTokenRequest& req,
                                                              const CallContext& ctx) {
-  if (auto st = RequireOperator(ctx); !st.ok()) return st.error();
+  if (auto st = RequireOperator(ctx, "registry"); !st.ok()) return st.error();
   Labels labels(req.labels().begin(), req.labels().end());
   if (auto st = ValidateLabels(labels); !st.ok()) return st.error();
   if (req.ttl_seconds() > 10ULL * 365 * 24 * 3600) return Error::InvalidArgument("ttl longer than 10 years");
@@ -413,7 +416,7 @@ Result<v1::CreateTokenResponse> RegistryService::CreateToken(const v1::CreateTok
 
 Result<v1::TokenList> RegistryService::ListTokens(const v1::ListTokensRequest& req,
                                                   const CallContext& ctx) {
-  if (auto st = RequireOperator(ctx); !st.ok()) return st.error();
+  if (auto st = RequireOperator(ctx, "registry"); !st.ok()) return st.error();
   v1::TokenList out;
   auto st = db_.Tx([&](pqxx::work& tx) -> Status {
     auto w = tx.exec_params("SELECT 1 FROM workspaces WHERE name = $1", req.workspace());
@@ -442,7 +445,7 @@ Result<v1::TokenList> RegistryService::ListTokens(const v1::ListTokensRequest& r
 
 Result<v1::Empty> RegistryService::RevokeToken(const v1::RevokeTokenRequest& req,
                                                const CallContext& ctx) {
-  if (auto st = RequireOperator(ctx); !st.ok()) return st.error();
+  if (auto st = RequireOperator(ctx, "registry"); !st.ok()) return st.error();
   auto st = db_.Tx([&](pqxx::work& tx) -> Status {
     auto r = tx.exec_params(
         "UPDATE bootstrap_tokens SET revoked = true WHERE workspace = $1 AND id = $2 RETURNING id",
@@ -560,7 +563,7 @@ Result<v1::BootstrapResponse> RegistryService::Bootstrap(const v1::BootstrapRequ
 
 Result<v1::NodeList> RegistryService::ListNodes(const v1::ListNodesRequest& req,
                                                 const CallContext& ctx) {
-  if (auto st = RequireOperator(ctx); !st.ok()) return st.error();
+  if (auto st = RequireOperator(ctx, "registry"); !st.ok()) return st.error();
   auto sel = Selector::Parse(req.selector());
   if (!sel.ok()) return sel.error();
   std::vector<std::string> params{req.workspace()};
@@ -581,7 +584,7 @@ Result<v1::NodeList> RegistryService::ListNodes(const v1::ListNodesRequest& req,
 }
 
 Result<v1::Node> RegistryService::GetNode(const v1::GetNodeRequest& req, const CallContext& ctx) {
-  if (auto st = RequireOperator(ctx); !st.ok()) return st.error();
+  if (auto st = RequireOperator(ctx, "registry"); !st.ok()) return st.error();
   v1::Node node;
   int64_t now = clock_.NowMs();
   auto st = db_.Tx([&](pqxx::work& tx) -> Status {
@@ -601,7 +604,7 @@ Result<v1::Node> RegistryService::GetNode(const v1::GetNodeRequest& req, const C
 
 Result<v1::Node> RegistryService::LabelNode(const v1::LabelNodeRequest& req,
                                             const CallContext& ctx) {
-  if (auto st = RequireOperator(ctx); !st.ok()) return st.error();
+  if (auto st = RequireOperator(ctx, "registry"); !st.ok()) return st.error();
   Labels set(req.set().begin(), req.set().end());
   if (auto st = ValidateLabels(set); !st.ok()) return st.error();
   std::vector<std::string> remove(req.remove().begin(), req.remove().end());
@@ -639,7 +642,7 @@ Result<v1::Node> RegistryService::LabelNode(const v1::LabelNodeRequest& req,
 
 Result<v1::Empty> RegistryService::RevokeNode(const v1::RevokeNodeRequest& req,
                                               const CallContext& ctx) {
-  if (auto st = RequireOperator(ctx); !st.ok()) return st.error();
+  if (auto st = RequireOperator(ctx, "registry"); !st.ok()) return st.error();
   int64_t now = clock_.NowMs();
   auto st = db_.Tx([&](pqxx::work& tx) -> Status {
     auto r = tx.exec_params(

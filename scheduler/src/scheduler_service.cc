@@ -15,16 +15,6 @@ namespace {
 
 constexpr size_t kMaxEventBytes = 64 * 1024;
 
-bool IsOperator(const CallContext& ctx) {
-  return ctx.principal.empty() || ctx.principal.rfind("user:", 0) == 0 ||
-         ctx.principal.rfind("svc:", 0) == 0;
-}
-
-Status RequireOperator(const CallContext& ctx) {
-  if (IsOperator(ctx)) return OkStatus();
-  return Error::PermissionDenied(ctx.principal + " may not call scheduler." + ctx.method);
-}
-
 bool SameRefs(const v1::DesiredState& a, const v1::DesiredState& b) {
   if (a.pipelines_size() != b.pipelines_size()) return false;
   for (int i = 0; i < a.pipelines_size(); ++i) {
@@ -300,7 +290,7 @@ void SchedulerService::PublishEvent(v1::WorkspaceEvent event) {
 
 Result<v1::ApplyPipelineResponse> SchedulerService::ApplyPipeline(const v1::ApplyPipelineRequest& req,
                                                                   const CallContext& ctx) {
-  if (auto st = RequireOperator(ctx); !st.ok()) return st.error();
+  if (auto st = RequireOperator(ctx, "scheduler"); !st.ok()) return st.error();
   std::lock_guard lock(mu_);
   v1::Pipeline p = req.pipeline();
   if (auto st = topics::ValidateName("pipeline", p.name()); !st.ok()) return st.error();
@@ -384,7 +374,7 @@ Result<v1::ApplyPipelineResponse> SchedulerService::ApplyPipeline(const v1::Appl
 
 Result<v1::PipelineList> SchedulerService::ListPipelines(const v1::ListPipelinesRequest& req,
                                                          const CallContext& ctx) {
-  if (auto st = RequireOperator(ctx); !st.ok()) return st.error();
+  if (auto st = RequireOperator(ctx, "scheduler"); !st.ok()) return st.error();
   v1::PipelineList out;
   auto st = db_.Tx([&](pqxx::work& tx) -> Status {
     if (auto s = WorkspaceExists(tx, req.workspace()); !s.ok()) return s;
@@ -401,7 +391,7 @@ Result<v1::PipelineList> SchedulerService::ListPipelines(const v1::ListPipelines
 
 Result<v1::Pipeline> SchedulerService::GetPipeline(const v1::GetPipelineRequest& req,
                                                    const CallContext& ctx) {
-  if (auto st = RequireOperator(ctx); !st.ok()) return st.error();
+  if (auto st = RequireOperator(ctx, "scheduler"); !st.ok()) return st.error();
   v1::Pipeline p;
   auto st = db_.Tx([&](pqxx::work& tx) -> Status {
     auto r = tx.exec_params(std::string("SELECT ") + kPipelineColumns +
@@ -420,7 +410,7 @@ Result<v1::Pipeline> SchedulerService::GetPipeline(const v1::GetPipelineRequest&
 
 Result<v1::Empty> SchedulerService::DeletePipeline(const v1::DeletePipelineRequest& req,
                                                    const CallContext& ctx) {
-  if (auto st = RequireOperator(ctx); !st.ok()) return st.error();
+  if (auto st = RequireOperator(ctx, "scheduler"); !st.ok()) return st.error();
   std::lock_guard lock(mu_);
   uint32_t version = 0;
   auto st = db_.Tx([&](pqxx::work& tx) -> Status {

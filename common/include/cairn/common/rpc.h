@@ -38,6 +38,20 @@ struct CallContext {
   std::string method;
 };
 
+// Operators and services may call management RPCs. The principal comes from
+// the broker plugin; an empty one only happens without the plugin (unit
+// tests, a broker without Cairn's plugin), where the broker enforces nothing
+// anyway.
+inline bool IsOperator(const CallContext& ctx) {
+  return ctx.principal.empty() || ctx.principal.rfind("user:", 0) == 0 ||
+         ctx.principal.rfind("svc:", 0) == 0;
+}
+
+inline Status RequireOperator(const CallContext& ctx, const std::string& service) {
+  if (IsOperator(ctx)) return OkStatus();
+  return Error::PermissionDenied(ctx.principal + " may not call " + service + "." + ctx.method);
+}
+
 class RpcServer {
  public:
   using RawHandler = std::function<Result<std::string>(const std::string& request,
