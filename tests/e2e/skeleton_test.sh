@@ -155,5 +155,12 @@ eventually "kill -9 of n2 shows it offline" 20 bash -c "cairnctl node list | gre
 check "pipeline status counts the offline node as pending" bash -c "cairnctl pipeline status staging-beat >/dev/null"
 check "node revoke" cairnctl node revoke n3
 eventually "n3 shows as revoked" 5 node_state_is n3 revoked
+eventually "the broker cut n3 off" 10 grep -Eq "disconnected by broker|connection lost" "$STACK_DIR/logs/node-n3.log"
+
+t_section "workspace delete"
+check_fails "delete is refused while nodes remain" "still has" cairnctl workspace delete $WS
+check "delete --force" cairnctl workspace delete $WS --force
+check_fails "the workspace is gone" "does not exist" cairnctl workspace get $WS
+check_fails "its nodes are gone" "does not exist" cairnctl node list
 
 t_finish
