@@ -65,13 +65,23 @@ check "token revoke" cairnctl token revoke "$RID"
 check_fails "a revoked token is refused" "revoked" bootstrap n9 "$REVOKED"
 check_fails "a damaged token is refused" "damaged|not a Cairn" bootstrap n9 "cairn1.AAAA"
 
-MULTI=$(cairnctl token create --uses 2)
+RACE=$(cairnctl token create --uses 1)
+( bootstrap r1 "$RACE" >"$STACK_DIR/race1.out" 2>&1; echo $? >"$STACK_DIR/race1.rc" ) & RACE1=$!
+( bootstrap r2 "$RACE" >"$STACK_DIR/race2.out" 2>&1; echo $? >"$STACK_DIR/race2.rc" ) & RACE2=$!
+wait "$RACE1" "$RACE2"
+check "two concurrent uses of a --uses 1 token: exactly one succeeds" \
+  test "$(cat "$STACK_DIR/race1.rc" "$STACK_DIR/race2.rc" | sort | tr -d '\n')" = "01"
+
+MULTI=$(cairnctl token create --uses 1)
 check "bootstrap n2" bootstrap n2 "$MULTI" env=production role=log-processor region=eu-west-1
-check "bootstrap n3" bootstrap n3 "$MULTI" env=staging role=gateway
-check_fails "a taken node name is refused" "already|used up" bootstrap n2 "$(cairnctl token create)"
+check_fails "a taken node name is refused" "already exists in workspace" \
+  cairn-edge bootstrap --token "$(cairnctl token create)" --name n2 --data-dir "$STACK_DIR/nodes/n2-again"
 
 t_section "health"
-for n in n1 n2 n3; do stack_start_edge $n --health-interval 1s; done
+for n in n1 n2; do stack_start_edge $n --health-interval 1s; done
+# n3 uses the container form: `run` bootstraps first when the data dir is empty.
+CAIRN_EDGE_BOOTSTRAP_TOKEN=$(cairnctl token create --uses 1) \
+  stack_start_edge n3 --health-interval 1s --name n3 --label env=staging --label role=gateway
 for n in n1 n2 n3; do eventually "$n is online" 10 node_state_is $n online; done
 SEQ=$(node_field n1 .health.seq)
 eventually "a new health report reaches the registry within two intervals" 2 \
@@ -148,6 +158,13 @@ check "garbage RPC to the registry" mosquitto_pub -V mqttv5 -h localhost -p $AUT
     -D publish response-topic cairn/v1/reply/nobody/x -q 1
 eventually "the registry counts the invalid request" 5 grep -q "invalid requests: 1" "$STACK_DIR/logs/registry.log"
 check "the registry is still running and answering" bash -c "kill -0 $REG_PID && cairnctl node get n2 >/dev/null"
+check "garbage RPC to the scheduler" mosquitto_pub -V mqttv5 -h localhost -p $AUTH_PORT --cafile "$CAIRN_CA_FILE" \
+    -u user:admin -P "$(cat "$CAIRN_PASSWORD_FILE")" -t cairn/v1/rpc/scheduler/ApplyPipeline -m 'not protobuf at all' \
+    -D publish response-topic cairn/v1/reply/nobody/x -q 1
+eventually "the scheduler counts the invalid request" 5 grep -q "invalid requests: 1" "$STACK_DIR/logs/scheduler.log"
+check "the scheduler still answers" cairnctl pipeline list
+check_fails "an operator cannot forge a node's health" "denied|not authori[sz]ed|Not authorized" \
+  bash -c "mosquitto_pub -V mqttv5 -h localhost -p $AUTH_PORT --cafile '$CAIRN_CA_FILE' -u user:admin -P \"\$(cat '$CAIRN_PASSWORD_FILE')\" -t 'cairn/v1/ws/$WS/nodes/n2/health' -m x -q 1 2>&1; exit 1"
 
 t_section "liveness"
 kill -9 "$(stack_pid node-n2)"

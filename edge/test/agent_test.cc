@@ -1,0 +1,627 @@
+#include "cairn/edge/agent.h"
+
+#include <stdlib.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "cairn/common/topics.h"
+#include "fake_mqtt_client.h"
+
+namespace cairn::edge {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::Contains;
+using ::testing::HasSubstr;
+using cairn::testing::FakeBroker;
+using cairn::testing::FakeMqttClient;
+using State = v1::PipelineHealth;
+
+constexpr char kWs[] = "ws";
+constexpr char kNode[] = "n1";
+constexpr uint64_t kBdSeq = 7;
+
+// Polls `condition` until it holds or `timeout` passes.
+bool WaitUntil(const std::function<bool()>& condition,
+               std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
+
+std::vector<std::string> ReadLines(const fs::path& path) {
+  std::vector<std::string> lines;
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+// Size of `path`, 0 if it does not exist.
+uintmax_t FileSize(const fs::path& path) {
+  std::error_code ec;
+  const uintmax_t size = fs::file_size(path, ec);
+  return ec ? 0 : size;
+}
+
+std::string Digest(const std::string& name, uint32_t version) {
+  return "digest-" + name + "-v" + std::to_string(version);
+}
+
+// generate (every 10 ms, `message`) -> file out/{name}.log (relative: below the data dir).
+v1::PipelineConfig GenerateToFile(const std::string& name, uint32_t version, const std::string& message) {
+  v1::PipelineConfig c;
+  c.set_name(name);
+  c.set_workspace(kWs);
+  c.set_version(version);
+  c.set_digest(Digest(name, version));
+  auto* g = c.mutable_spec()->mutable_input()->mutable_generate();
+  g->set_interval_ms(10);
+  g->set_message(message);
+  c.mutable_spec()->mutable_output()->mutable_file()->set_path("out/" + name + ".log");
+  return c;
+}
+
+v1::PipelineRef Ref(const std::string& name, uint32_t version) {
+  v1::PipelineRef r;
+  r.set_name(name);
+  r.set_version(version);
+  r.set_digest(Digest(name, version));
+  return r;
+}
+
+v1::DesiredState Desired(uint64_t generation, const std::vector<v1::PipelineRef>& refs) {
+  v1::DesiredState d;
+  d.set_generation(generation);
+  for (const auto& r : refs) *d.add_pipelines() = r;
+  d.set_updated_ms(1000 + static_cast<int64_t>(generation));
+  return d;
+}
+
+std::optional<v1::PipelineHealth> PipelineOf(const v1::NodeHealth& h, const std::string& name) {
+  std::optional<v1::PipelineHealth> found;
+  for (const auto& p : h.pipelines()) {
+    if (p.name() != name) continue;
+    EXPECT_FALSE(found.has_value()) << "pipeline " << name << " listed twice";
+    found = p;
+  }
+  return found;
+}
+
+// A generate -> file pipeline run directly (not by the agent): a witness that
+// real time passes and pipeline threads get scheduled, for checks that
+// something else does NOT happen.
+class Witness {
+ public:
+  explicit Witness(const std::string& dir) : path_(fs::path(dir) / "witness.log") {
+    v1::PipelineConfig c = GenerateToFile("witness", 1, "tick");
+    c.mutable_spec()->mutable_output()->mutable_file()->set_path(path_.string());
+    PipelineContext ctx;
+    ctx.data_dir = dir;
+    auto r = MakePipelineRunner(c, std::move(ctx));
+    EXPECT_TRUE(r.ok());
+    if (r.ok()) {
+      runner_ = std::move(*r);
+      runner_->Start();
+    }
+  }
+  ~Witness() {
+    if (runner_) runner_->Stop();
+  }
+  // Waits until the witness has written `ticks` more records (>= ticks * 10 ms).
+  bool WaitTicks(size_t ticks) {
+    const size_t start = ReadLines(path_).size();
+    return WaitUntil([&] { return ReadLines(path_).size() >= start + ticks; });
+  }
+
+ private:
+  fs::path path_;
+  std::unique_ptr<PipelineRunner> runner_;
+};
+
+class AgentTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (fs::temp_directory_path() / "cairn-agent-test-XXXXXX").string();
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+
+    broker_ = std::make_shared<FakeBroker>();
+    node_ = std::make_unique<FakeMqttClient>(broker_, "node-n1", "node:ws:n1");
+    scheduler_ = std::make_unique<FakeMqttClient>(broker_, "scheduler", "svc:scheduler");
+
+    Identity id;
+    id.data_dir = dir_;
+    id.workspace = kWs;
+    id.node = kNode;
+    id.broker_url = "ssl://x:1";
+    id.labels = {{"site", "lab"}};
+    AgentOptions opts;
+    opts.health_interval = std::chrono::hours(1);  // only immediate reports happen
+    opts.agent_version = "test-1.0";
+    opts.bd_seq = kBdSeq;
+    agent_ = std::make_unique<Agent>(id, opts, *node_, SystemClock::Instance());
+
+    node_->SetMessageHandler([this](const MqttMessage& m) { agent_->OnMessage(m); });
+    ASSERT_TRUE(node_->Connect().ok());
+    ASSERT_TRUE(scheduler_->Connect().ok());
+  }
+
+  void TearDown() override {
+    if (started_ && !stopped_) agent_->Stop();
+    agent_.reset();
+    node_.reset();
+    scheduler_.reset();
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  void StartAgent() {
+    ASSERT_TRUE(agent_->Start().ok());
+    started_ = true;
+  }
+
+  void StopAgent() {
+    agent_->Stop();
+    stopped_ = true;
+  }
+
+  void PublishAsScheduler(const std::string& topic, const std::string& payload,
+                          const std::string& content_type) {
+    MqttMessage m;
+    m.topic = topic;
+    m.payload = payload;
+    m.qos = 1;
+    m.retained = true;
+    m.content_type = content_type;
+    ASSERT_TRUE(scheduler_->Publish(m).ok());
+  }
+
+  void PublishConfig(const v1::PipelineConfig& c) {
+    PublishAsScheduler(topics::PipelineConfig(kWs, c.name(), c.version()), c.SerializeAsString(),
+                       "cairn.v1.PipelineConfig");
+  }
+
+  void PublishDesired(const v1::DesiredState& d) {
+    PublishAsScheduler(topics::NodeDesired(kWs, kNode), d.SerializeAsString(), "cairn.v1.DesiredState");
+  }
+
+  fs::path Output(const std::string& name) const { return fs::path(dir_) / "out" / (name + ".log"); }
+
+  // Waits until `name`'s output file has at least `more` lines beyond what it has now.
+  bool OutputGrows(const std::string& name, size_t more = 3) {
+    const size_t start = ReadLines(Output(name)).size();
+    return WaitUntil([&] { return ReadLines(Output(name)).size() >= start + more; });
+  }
+
+  uint64_t RecordsIn(const std::string& name) {
+    auto p = PipelineOf(agent_->Health(), name);
+    return p ? p->records_in() : 0;
+  }
+
+  std::vector<v1::NodeHealth> PublishedHealth() const {
+    std::vector<v1::NodeHealth> out;
+    for (const auto& m : broker_->Published()) {
+      if (m.topic != topics::NodeHealth(kWs, kNode)) continue;
+      v1::NodeHealth h;
+      EXPECT_TRUE(h.ParseFromString(m.payload));
+      EXPECT_EQ(m.content_type, "cairn.v1.NodeHealth");
+      out.push_back(h);
+    }
+    return out;
+  }
+
+  std::optional<v1::NodeStatus> RetainedStatus() const {
+    auto retained = broker_->Retained();
+    auto it = retained.find(topics::NodeStatus(kWs, kNode));
+    if (it == retained.end()) return std::nullopt;
+    EXPECT_TRUE(it->second.retained);
+    EXPECT_EQ(it->second.content_type, "cairn.v1.NodeStatus");
+    v1::NodeStatus s;
+    EXPECT_TRUE(s.ParseFromString(it->second.payload));
+    return s;
+  }
+
+  std::string dir_;
+  std::shared_ptr<FakeBroker> broker_;
+  std::unique_ptr<FakeMqttClient> node_;
+  std::unique_ptr<FakeMqttClient> scheduler_;
+  std::unique_ptr<Agent> agent_;
+  bool started_ = false;
+  bool stopped_ = false;
+};
+
+TEST_F(AgentTest, StartPublishesRetainedOnlineAndStopPublishesRetainedOffline) {
+  StartAgent();
+  auto online = RetainedStatus();
+  ASSERT_TRUE(online.has_value());
+  EXPECT_EQ(online->state(), v1::NodeStatus::ONLINE);
+  EXPECT_EQ(online->bd_seq(), kBdSeq);
+  EXPECT_EQ(online->agent_version(), "test-1.0");
+  EXPECT_EQ(online->reason(), "");
+  EXPECT_GT(online->timestamp_ms(), 0);
+
+  StopAgent();
+  auto offline = RetainedStatus();
+  ASSERT_TRUE(offline.has_value());
+  EXPECT_EQ(offline->state(), v1::NodeStatus::OFFLINE);
+  EXPECT_EQ(offline->bd_seq(), kBdSeq);
+  EXPECT_EQ(offline->reason(), "clean shutdown");
+  EXPECT_FALSE(node_->IsConnected());
+}
+
+TEST_F(AgentTest, StopStopsRunningPipelines) {
+  StartAgent();
+  PublishConfig(GenerateToFile("p1", 1, "p1-v1"));
+  PublishDesired(Desired(1, {Ref("p1", 1)}));
+  ASSERT_TRUE(OutputGrows("p1"));
+
+  StopAgent();
+  const uintmax_t size = FileSize(Output("p1"));
+  Witness witness(dir_);
+  ASSERT_TRUE(witness.WaitTicks(5));
+  EXPECT_EQ(FileSize(Output("p1")), size);
+}
+
+TEST_F(AgentTest, WaitsForTheConfigThenRunsThePipelineAndReportsAtOnce) {
+  StartAgent();
+  PublishDesired(Desired(1, {Ref("p1", 1)}));
+
+  // Listed but not runnable yet.
+  v1::NodeHealth h = agent_->Health();
+  EXPECT_EQ(h.applied_generation(), 0u);
+  EXPECT_EQ(agent_->applied_generation(), 0u);
+  auto p1 = PipelineOf(h, "p1");
+  ASSERT_TRUE(p1.has_value());
+  EXPECT_EQ(p1->state(), State::PENDING);
+  EXPECT_EQ(p1->version(), 1u);
+  EXPECT_THAT(p1->last_error(), HasSubstr("waiting for the pipeline config"));
+  EXPECT_FALSE(fs::exists(Output("p1")));
+  for (const auto& published : PublishedHealth()) EXPECT_EQ(published.applied_generation(), 0u);
+
+  PublishConfig(GenerateToFile("p1", 1, "p1-v1"));
+  EXPECT_EQ(agent_->applied_generation(), 1u);
+  ASSERT_TRUE(OutputGrows("p1"));
+  EXPECT_THAT(ReadLines(Output("p1")), Contains("p1-v1"));
+  p1 = PipelineOf(agent_->Health(), "p1");
+  ASSERT_TRUE(p1.has_value());
+  EXPECT_EQ(p1->state(), State::RUNNING);
+
+  // Reported without waiting for the (1 h) interval.
+  std::optional<v1::NodeHealth> report;
+  ASSERT_TRUE(WaitUntil([&] {
+    for (const auto& published : PublishedHealth()) {
+      if (published.applied_generation() == 1) report = published;
+    }
+    return report.has_value();
+  }));
+  auto reported = PipelineOf(*report, "p1");
+  ASSERT_TRUE(reported.has_value());
+  EXPECT_EQ(reported->state(), State::RUNNING);
+  EXPECT_EQ(reported->version(), 1u);
+}
+
+TEST_F(AgentTest, RunsAPipelineAtOnceWhenItsConfigIsAlreadyThere) {
+  StartAgent();
+  PublishConfig(GenerateToFile("p1", 1, "p1-v1"));
+  EXPECT_FALSE(fs::exists(Output("p1")));  // a config alone runs nothing
+  EXPECT_FALSE(PipelineOf(agent_->Health(), "p1").has_value());
+
+  PublishDesired(Desired(1, {Ref("p1", 1)}));
+  EXPECT_EQ(agent_->applied_generation(), 1u);
+  auto p1 = PipelineOf(agent_->Health(), "p1");
+  ASSERT_TRUE(p1.has_value());
+  EXPECT_EQ(p1->state(), State::RUNNING);
+  ASSERT_TRUE(OutputGrows("p1"));
+}
+
+TEST_F(AgentTest, AppliesRetainedDesiredStateAndConfigsFoundAtStart) {
+  PublishConfig(GenerateToFile("p1", 1, "p1-v1"));
+  PublishDesired(Desired(1, {Ref("p1", 1)}));
+  StartAgent();
+  EXPECT_EQ(agent_->applied_generation(), 1u);
+  ASSERT_TRUE(OutputGrows("p1"));
+  ASSERT_TRUE(WaitUntil([&] {
+    for (const auto& h : PublishedHealth()) {
+      if (h.applied_generation() == 1) return true;
+    }
+    return false;
+  }));
+}
+
+TEST_F(AgentTest, RunsExactlyThePipelinesListedInDesiredState) {
+  StartAgent();
+  PublishConfig(GenerateToFile("p1", 1, "p1-v1"));
+  PublishConfig(GenerateToFile("p2", 1, "p2-v1"));
+  PublishConfig(GenerateToFile("p3", 1, "p3-v1"));  // never desired
+  PublishDesired(Desired(1, {Ref("p1", 1), Ref("p2", 1)}));
+  ASSERT_TRUE(OutputGrows("p1"));
+  ASSERT_TRUE(WaitUntil([&] { return RecordsIn("p2") >= 20; }));
+  EXPECT_FALSE(fs::exists(Output("p3")));
+
+  const uint64_t p2_before = RecordsIn("p2");
+  PublishDesired(Desired(2, {Ref("p2", 1)}));
+  EXPECT_EQ(agent_->applied_generation(), 2u);
+
+  // p1 is gone: not listed, and its output no longer grows.
+  v1::NodeHealth h = agent_->Health();
+  EXPECT_EQ(h.applied_generation(), 2u);
+  EXPECT_FALSE(PipelineOf(h, "p1").has_value());
+  EXPECT_FALSE(PipelineOf(h, "p3").has_value());
+  const uintmax_t p1_size = FileSize(Output("p1"));
+
+  // p2 is the same runner: its counters carry on rather than restart from 0.
+  auto p2 = PipelineOf(h, "p2");
+  ASSERT_TRUE(p2.has_value());
+  EXPECT_EQ(p2->state(), State::RUNNING);
+  EXPECT_GE(p2->records_in(), p2_before);
+  ASSERT_TRUE(WaitUntil([&] { return RecordsIn("p2") >= p2_before + 5; }));
+  ASSERT_TRUE(OutputGrows("p2"));
+
+  EXPECT_EQ(FileSize(Output("p1")), p1_size);
+  EXPECT_FALSE(fs::exists(Output("p3")));
+}
+
+TEST_F(AgentTest, UpdatesAChangedVersionAndLeavesOtherPipelinesRunning) {
+  StartAgent();
+  PublishConfig(GenerateToFile("p1", 1, "p1-v1"));
+  PublishConfig(GenerateToFile("p2", 1, "p2-v1"));
+  PublishDesired(Desired(1, {Ref("p1", 1), Ref("p2", 1)}));
+  ASSERT_TRUE(OutputGrows("p1"));
+  ASSERT_TRUE(WaitUntil([&] { return RecordsIn("p2") >= 20; }));
+
+  PublishConfig(GenerateToFile("p1", 2, "p1-v2"));
+  const uint64_t p2_before = RecordsIn("p2");
+  PublishDesired(Desired(2, {Ref("p1", 2), Ref("p2", 1)}));
+  EXPECT_EQ(agent_->applied_generation(), 2u);
+
+  v1::NodeHealth h = agent_->Health();
+  auto p1 = PipelineOf(h, "p1");
+  ASSERT_TRUE(p1.has_value());
+  EXPECT_EQ(p1->version(), 2u);
+  EXPECT_EQ(p1->state(), State::RUNNING);
+  auto p2 = PipelineOf(h, "p2");
+  ASSERT_TRUE(p2.has_value());
+  EXPECT_EQ(p2->version(), 1u);
+  EXPECT_GE(p2->records_in(), p2_before);  // not restarted
+
+  ASSERT_TRUE(WaitUntil([&] {
+    auto lines = ReadLines(Output("p1"));
+    return std::count(lines.begin(), lines.end(), "p1-v2") >= 3;
+  }));
+  // Once v2 writes, v1 has stopped: nothing of v1 follows the first v2 line.
+  auto lines = ReadLines(Output("p1"));
+  auto first_v2 = std::find(lines.begin(), lines.end(), "p1-v2");
+  EXPECT_EQ(std::count(first_v2, lines.end(), "p1-v1"), 0);
+  EXPECT_GE(RecordsIn("p2"), p2_before);
+}
+
+TEST_F(AgentTest, KeepsTheOldVersionRunningUntilTheNewConfigArrives) {
+  StartAgent();
+  PublishConfig(GenerateToFile("p1", 1, "p1-v1"));
+  PublishDesired(Desired(1, {Ref("p1", 1)}));
+  ASSERT_TRUE(OutputGrows("p1"));
+
+  PublishDesired(Desired(2, {Ref("p1", 2)}));
+  EXPECT_EQ(agent_->applied_generation(), 1u);
+  auto p1 = PipelineOf(agent_->Health(), "p1");
+  ASSERT_TRUE(p1.has_value());
+  EXPECT_EQ(p1->version(), 1u);
+  EXPECT_EQ(p1->state(), State::RUNNING);
+  ASSERT_TRUE(OutputGrows("p1"));
+
+  PublishConfig(GenerateToFile("p1", 2, "p1-v2"));
+  EXPECT_EQ(agent_->applied_generation(), 2u);
+  ASSERT_TRUE(WaitUntil([&] {
+    auto lines = ReadLines(Output("p1"));
+    return std::count(lines.begin(), lines.end(), "p1-v2") >= 1;
+  }));
+}
+
+TEST_F(AgentTest, ReportsAnInvalidConfigAsFailedAndRunsTheOthers) {
+  StartAgent();
+  v1::PipelineConfig bad = GenerateToFile("p1", 1, "p1-v1");
+  bad.mutable_spec()->add_processors()->mutable_filter()->set_regex("(");
+  PublishConfig(bad);
+  PublishConfig(GenerateToFile("p2", 1, "p2-v1"));
+  PublishDesired(Desired(1, {Ref("p1", 1), Ref("p2", 1)}));
+
+  EXPECT_EQ(agent_->applied_generation(), 1u);
+  v1::NodeHealth h = agent_->Health();
+  EXPECT_EQ(h.applied_generation(), 1u);
+  auto p1 = PipelineOf(h, "p1");
+  ASSERT_TRUE(p1.has_value());
+  EXPECT_EQ(p1->state(), State::FAILED);
+  EXPECT_EQ(p1->version(), 1u);
+  EXPECT_THAT(p1->last_error(), HasSubstr("regex"));
+  EXPECT_THAT(h.recent_errors(), Contains(HasSubstr("pipeline p1")));
+  auto p2 = PipelineOf(h, "p2");
+  ASSERT_TRUE(p2.has_value());
+  EXPECT_EQ(p2->state(), State::RUNNING);
+
+  ASSERT_TRUE(OutputGrows("p2"));
+  EXPECT_FALSE(fs::exists(Output("p1")));
+
+  // The failure is in the prompt report too.
+  ASSERT_TRUE(WaitUntil([&] {
+    for (const auto& r : PublishedHealth()) {
+      auto f = PipelineOf(r, "p1");
+      if (r.applied_generation() == 1 && f && f->state() == State::FAILED) return true;
+    }
+    return false;
+  }));
+}
+
+TEST_F(AgentTest, IgnoresMalformedPayloadsAndKeepsThePreviousDesiredState) {
+  StartAgent();
+  PublishConfig(GenerateToFile("p1", 1, "p1-v1"));
+  PublishDesired(Desired(1, {Ref("p1", 1)}));
+  ASSERT_TRUE(OutputGrows("p1"));
+
+  const std::string garbage("\xff\xff\xff\xff", 4);  // a truncated varint tag
+  v1::DesiredState probe_desired;
+  v1::PipelineConfig probe_config;
+  ASSERT_FALSE(probe_desired.ParseFromString(garbage));
+  ASSERT_FALSE(probe_config.ParseFromString(garbage));
+
+  PublishAsScheduler(topics::NodeDesired(kWs, kNode), garbage, "cairn.v1.DesiredState");
+  PublishAsScheduler(topics::PipelineConfig(kWs, "p3", 1), garbage, "cairn.v1.PipelineConfig");
+  PublishAsScheduler(topics::PipelineConfig(kWs, "p1", 1), garbage, "cairn.v1.PipelineConfig");
+
+  EXPECT_EQ(agent_->applied_generation(), 1u);
+  v1::NodeHealth h = agent_->Health();
+  EXPECT_EQ(h.applied_generation(), 1u);
+  EXPECT_THAT(h.recent_errors(), Contains(HasSubstr("malformed desired state")));
+  EXPECT_THAT(h.recent_errors(),
+              Contains(HasSubstr("malformed pipeline config on " + topics::PipelineConfig(kWs, "p3", 1))));
+  EXPECT_THAT(h.recent_errors(),
+              Contains(HasSubstr("malformed pipeline config on " + topics::PipelineConfig(kWs, "p1", 1))));
+  ASSERT_EQ(h.pipelines_size(), 1);
+  EXPECT_EQ(h.pipelines(0).name(), "p1");
+  EXPECT_EQ(h.pipelines(0).state(), State::RUNNING);
+  ASSERT_TRUE(OutputGrows("p1"));
+
+  // The agent still takes well-formed updates afterwards.
+  PublishConfig(GenerateToFile("p2", 1, "p2-v1"));
+  PublishDesired(Desired(2, {Ref("p1", 1), Ref("p2", 1)}));
+  EXPECT_EQ(agent_->applied_generation(), 2u);
+  ASSERT_TRUE(OutputGrows("p2"));
+}
+
+TEST_F(AgentTest, KeepsOnlyTheLastTenRecentErrors) {
+  StartAgent();
+  for (int i = 0; i < 15; ++i) {
+    PublishAsScheduler(topics::PipelineConfig(kWs, "p" + std::to_string(i), 1), std::string("\xff", 1),
+                       "cairn.v1.PipelineConfig");
+  }
+  v1::NodeHealth h = agent_->Health();
+  ASSERT_EQ(h.recent_errors_size(), 10);
+  EXPECT_THAT(h.recent_errors(0), HasSubstr(topics::PipelineConfig(kWs, "p5", 1)));
+  EXPECT_THAT(h.recent_errors(9), HasSubstr(topics::PipelineConfig(kWs, "p14", 1)));
+}
+
+TEST_F(AgentTest, IgnoresAnOlderGenerationArrivingAfterANewerOne) {
+  StartAgent();
+  PublishConfig(GenerateToFile("p1", 1, "p1-v1"));
+  PublishConfig(GenerateToFile("p2", 1, "p2-v1"));
+  PublishDesired(Desired(2, {Ref("p2", 1)}));
+  ASSERT_TRUE(WaitUntil([&] { return RecordsIn("p2") >= 20; }));
+  const uint64_t p2_before = RecordsIn("p2");
+
+  PublishDesired(Desired(1, {Ref("p1", 1)}));
+  EXPECT_EQ(agent_->applied_generation(), 2u);
+  v1::NodeHealth h = agent_->Health();
+  EXPECT_EQ(h.applied_generation(), 2u);
+  EXPECT_FALSE(PipelineOf(h, "p1").has_value());
+  auto p2 = PipelineOf(h, "p2");
+  ASSERT_TRUE(p2.has_value());
+  EXPECT_EQ(p2->state(), State::RUNNING);
+  EXPECT_GE(p2->records_in(), p2_before);
+  ASSERT_TRUE(OutputGrows("p2"));
+  EXPECT_FALSE(fs::exists(Output("p1")));
+}
+
+TEST_F(AgentTest, IgnoresAConfigWhoseTopicDoesNotMatchItsPayload) {
+  StartAgent();
+  PublishDesired(Desired(1, {Ref("p1", 1)}));
+
+  // Topic says version 1, payload says version 2.
+  v1::PipelineConfig wrong_version = GenerateToFile("p1", 2, "p1-v2");
+  PublishAsScheduler(topics::PipelineConfig(kWs, "p1", 1), wrong_version.SerializeAsString(),
+                     "cairn.v1.PipelineConfig");
+  // Topic says p1, payload says p9.
+  v1::PipelineConfig wrong_name = GenerateToFile("p9", 1, "p9-v1");
+  PublishAsScheduler(topics::PipelineConfig(kWs, "p1", 1), wrong_name.SerializeAsString(),
+                     "cairn.v1.PipelineConfig");
+
+  EXPECT_EQ(agent_->applied_generation(), 0u);
+  v1::NodeHealth h = agent_->Health();
+  auto p1 = PipelineOf(h, "p1");
+  ASSERT_TRUE(p1.has_value());
+  EXPECT_EQ(p1->state(), State::PENDING);
+  EXPECT_THAT(h.recent_errors(),
+              Contains(HasSubstr("malformed pipeline config on " + topics::PipelineConfig(kWs, "p1", 1))));
+  EXPECT_FALSE(fs::exists(Output("p1")));
+  EXPECT_FALSE(fs::exists(Output("p9")));
+
+  // The right config still gets through.
+  PublishConfig(GenerateToFile("p1", 1, "p1-v1"));
+  EXPECT_EQ(agent_->applied_generation(), 1u);
+  ASSERT_TRUE(OutputGrows("p1"));
+  EXPECT_THAT(ReadLines(Output("p1")), ::testing::Each("p1-v1"));
+}
+
+TEST_F(AgentTest, IgnoresConfigsOfOtherWorkspaces) {
+  StartAgent();
+  PublishDesired(Desired(1, {Ref("p1", 1)}));
+  v1::PipelineConfig other = GenerateToFile("p1", 1, "other-ws");
+  PublishAsScheduler(topics::PipelineConfig("other", "p1", 1), other.SerializeAsString(),
+                     "cairn.v1.PipelineConfig");
+  EXPECT_EQ(agent_->applied_generation(), 0u);
+  auto p1 = PipelineOf(agent_->Health(), "p1");
+  ASSERT_TRUE(p1.has_value());
+  EXPECT_EQ(p1->state(), State::PENDING);
+}
+
+TEST_F(AgentTest, StopsEverythingWhenTheDesiredStateIsCleared) {
+  StartAgent();
+  PublishConfig(GenerateToFile("p1", 1, "p1-v1"));
+  PublishConfig(GenerateToFile("p2", 1, "p2-v1"));
+  PublishDesired(Desired(3, {Ref("p1", 1), Ref("p2", 1)}));
+  ASSERT_TRUE(OutputGrows("p1"));
+  ASSERT_TRUE(OutputGrows("p2"));
+
+  PublishAsScheduler(topics::NodeDesired(kWs, kNode), "", "");  // retained clear
+  EXPECT_EQ(broker_->Retained().count(topics::NodeDesired(kWs, kNode)), 0u);
+  v1::NodeHealth h = agent_->Health();
+  EXPECT_EQ(h.pipelines_size(), 0);
+  const uintmax_t p1_size = FileSize(Output("p1"));
+  const uintmax_t p2_size = FileSize(Output("p2"));
+
+  Witness witness(dir_);
+  ASSERT_TRUE(witness.WaitTicks(5));
+  EXPECT_EQ(FileSize(Output("p1")), p1_size);
+  EXPECT_EQ(FileSize(Output("p2")), p2_size);
+  EXPECT_EQ(agent_->Health().pipelines_size(), 0);
+
+  // A later desired state (any generation) is applied again.
+  PublishDesired(Desired(1, {Ref("p2", 1)}));
+  EXPECT_EQ(agent_->applied_generation(), 1u);
+  ASSERT_TRUE(OutputGrows("p2"));
+}
+
+// Agent::OnMessage caches at most 256 configs and, when full, evicts the
+// smallest (pipeline, version) key, whether or not this node needs it. A
+// retained config is delivered once (at subscribe time), so a config evicted
+// before the desired state that names it arrives is never seen again and the
+// pipeline stays PENDING until the agent restarts. Disabled: fails today
+// (edge/src/agent.cc:208).
+TEST_F(AgentTest, DISABLED_RunsAPipelineWhoseConfigArrivedAmongManyOthers) {
+  for (int i = 0; i < 300; ++i) {
+    char name[8];
+    std::snprintf(name, sizeof(name), "p%03d", i);
+    PublishConfig(GenerateToFile(name, 1, name));
+  }
+  StartAgent();
+  PublishDesired(Desired(1, {Ref("p000", 1)}));
+  EXPECT_EQ(agent_->applied_generation(), 1u);
+  ASSERT_TRUE(OutputGrows("p000"));
+}
+
+}  // namespace
+}  // namespace cairn::edge
