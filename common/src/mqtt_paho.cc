@@ -197,8 +197,10 @@ class PahoMqttClient final : public MqttClient {
         std::lock_guard lock(mu_);
         if (!last_ssl_error_.empty()) detail += " (TLS: " + last_ssl_error_ + ")";
       }
-      if (e.get_reason_code() == mqtt::ReasonCode::BAD_USER_NAME_OR_PASSWORD ||
-          e.get_reason_code() == mqtt::ReasonCode::NOT_AUTHORIZED) {
+      // MQTT v5 CONNACK reason codes 0x86 (bad user name or password) and
+      // 0x87 (not authorized); Paho reports them as reason or return code.
+      auto refused = [](int rc) { return rc == 0x86 || rc == 0x87; };
+      if (refused(e.get_reason_code()) || refused(e.get_return_code())) {
         return Error::Unauthenticated("broker " + options_.uri + " refused the credentials: " +
                                       detail);
       }

@@ -292,6 +292,10 @@ Result<std::string> ParseSelector(const YAML::Node& node, const std::string& pat
 Status CheckFilePath(const std::string& path, const std::string& where) {
   if (path.empty()) return At(where, "must not be empty");
   if (path.find('\0') != std::string::npos) return At(where, "must not contain a NUL character");
+  // The last component must name a file, as the node requires.
+  std::string_view last(path);
+  if (auto slash = last.rfind('/'); slash != std::string_view::npos) last.remove_prefix(slash + 1);
+  if (last.empty() || last == "." || last == "..") return At(where, Quoted(path) + " does not name a file");
   if (path.front() == '/') return OkStatus();
   int depth = 0;
   size_t start = 0;

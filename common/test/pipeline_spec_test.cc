@@ -203,6 +203,8 @@ TEST(PipelineSpec, RejectsBadFilesWithTheDottedPathOfTheProblem) {
        "pipeline.input.file.path: must not be empty"},
       {WithPipeline("  input: {generate: {}}\n  output: {file: {path: a/../../etc/passwd}}\n"),
        "pipeline.output.file.path: \"a/../../etc/passwd\" leaves the data directory"},
+      {WithPipeline("  input: {generate: {}}\n  output: {file: {path: out/}}\n"),
+       "pipeline.output.file.path: \"out/\" does not name a file"},
       {WithPipeline("  input: {generate: {}}\n  output: {mqtt: {stream: s, qos: 3}}\n"),
        "pipeline.output.mqtt.qos: must be at most 2"},
       {WithPipeline("  input: {generate: {}}\n  processors: [{filter: {}}]\n  output: stdout\n"),

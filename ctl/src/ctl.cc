@@ -4,7 +4,11 @@
 #include <functional>
 #include <iostream>
 #include <iterator>
+#include <condition_variable>
+#include <ctime>
+#include <deque>
 #include <map>
+#include <mutex>
 #include <set>
 
 #include <google/protobuf/util/json_util.h>
@@ -16,7 +20,9 @@
 #include "cairn/common/rpc.h"
 #include "cairn/common/clock.h"
 #include "cairn/common/selector.h"
+#include "cairn/common/topics.h"
 #include "cairn/ctl/format.h"
+#include "cairn/v1/events.pb.h"
 #include "cairn/v1/rpc.pb.h"
 
 namespace cairn::ctl {
@@ -32,6 +38,7 @@ constexpr char kUsage[] = R"(usage: cairnctl [-w WORKSPACE] [-o table|json] COMM
   node label NAME k=v... [k-]...        (k- removes label k)
   pipeline apply -f FILE [--dry-run]
   pipeline list | get NAME | delete NAME | status NAME
+  events [--count N]                    follow the workspace's events (Ctrl-C stops)
 
 Connection (flags or environment):
   --broker-url URL       CAIRN_BROKER_URL      ssl://host:port
@@ -39,6 +46,7 @@ Connection (flags or environment):
   --user NAME            CAIRN_USER            operator name (principal user:NAME)
   --password-file FILE   CAIRN_PASSWORD_FILE   (or CAIRN_PASSWORD)
   -w, --workspace WS     CAIRN_WORKSPACE
+  --timeout DURATION     how long to wait for a service's reply (default 10s)
 )";
 
 std::string Env(const char* name) {
@@ -100,7 +108,14 @@ class Ctl {
     mo.connect_timeout_s = 10;
     client_ = MakePahoMqttClient(mo);
     rpc_ = std::make_unique<RpcClient>(*client_);
-    client_->SetMessageHandler([this](const MqttMessage& m) { rpc_->OnMessage(m); });
+    client_->SetMessageHandler([this](const MqttMessage& m) {
+      if (rpc_->OnMessage(m)) return;
+      {
+        std::lock_guard lock(events_mu_);
+        events_.push_back(m);
+      }
+      events_cv_.notify_all();
+    });
     if (auto st = client_->Connect(); !st.ok()) return st;
     return rpc_->Start();
   }
@@ -134,12 +149,16 @@ class Ctl {
   Status TokenCmd(const std::string& verb, const Args& a);
   Status NodeCmd(const std::string& verb, const Args& a);
   Status PipelineCmd(const std::string& verb, const Args& a);
+  Status EventsCmd(const Args& a);
 
   Options o_;
   std::ostream& out_;
   std::ostream& err_;
   std::unique_ptr<MqttClient> client_;
   std::unique_ptr<RpcClient> rpc_;
+  std::mutex events_mu_;
+  std::condition_variable events_cv_;
+  std::deque<MqttMessage> events_;
 };
 
 Status NeedArgs(const Args& a, size_t n, const std::string& usage) {
@@ -467,7 +486,68 @@ Status Ctl::PipelineCmd(const std::string& verb, const Args& a) {
   return Error::InvalidArgument("unknown command: pipeline " + verb);
 }
 
+const char* EventTypeName(v1::WorkspaceEvent::Type t) {
+  switch (t) {
+    case v1::WorkspaceEvent::NODE_JOINED: return "node-joined";
+    case v1::WorkspaceEvent::NODE_LEFT: return "node-left";
+    case v1::WorkspaceEvent::NODE_STATUS_CHANGED: return "node-status";
+    case v1::WorkspaceEvent::NODE_LABELS_CHANGED: return "node-labels";
+    case v1::WorkspaceEvent::NODE_REVOKED: return "node-revoked";
+    case v1::WorkspaceEvent::PIPELINE_APPLIED: return "pipeline-applied";
+    case v1::WorkspaceEvent::PIPELINE_DELETED: return "pipeline-deleted";
+    default: return "unknown";
+  }
+}
+
+Status Ctl::EventsCmd(const Args& a) {
+  auto ws = Workspace();
+  if (!ws.ok()) return ws.error();
+  long count = 0;
+  if (std::string c = a.Flag("count"); !c.empty()) {
+    try {
+      count = std::stol(c);
+      if (count < 1) throw std::out_of_range("count");
+    } catch (const std::exception&) {
+      return Error::InvalidArgument("--count takes a positive whole number");
+    }
+  }
+  if (auto st = client_->Subscribe(topics::Events(*ws), 1); !st.ok()) return st;
+  err_ << "following events of workspace " << *ws << " (Ctrl-C stops)" << std::endl;
+  for (long seen = 0; count == 0 || seen < count;) {
+    MqttMessage m;
+    {
+      std::unique_lock lock(events_mu_);
+      events_cv_.wait(lock, [this] { return !events_.empty(); });
+      m = std::move(events_.front());
+      events_.pop_front();
+    }
+    v1::WorkspaceEvent ev;
+    if (!ev.ParseFromString(m.payload)) {
+      err_ << "cairnctl: undecodable event on " << m.topic << "\n";
+      continue;
+    }
+    ++seen;
+    if (Json()) {
+      std::string s;
+      (void)google::protobuf::util::MessageToJsonString(ev, &s);
+      out_ << s << std::endl;
+      continue;
+    }
+    std::time_t secs = static_cast<std::time_t>(ev.timestamp_ms() / 1000);
+    char when[32];
+    std::strftime(when, sizeof(when), "%H:%M:%S", std::localtime(&secs));
+    std::string subject = !ev.node().empty() ? "node " + ev.node() : "pipeline " + ev.pipeline();
+    out_ << when << "  " << EventTypeName(ev.type()) << "  " << subject;
+    if (!ev.state().empty()) out_ << "  " << ev.state();
+    if (!ev.labels().empty()) out_ << "  " << LabelString({ev.labels().begin(), ev.labels().end()});
+    if (!ev.detail().empty()) out_ << "  (" << ev.detail() << ")";
+    out_ << std::endl;
+  }
+  return OkStatus();
+}
+
 Status Ctl::Run(const std::string& group, const std::string& verb, const Args& a) {
+  if (group == "events") return EventsCmd(a);
   if (group == "workspace" || group == "workspaces" || group == "ws") return WorkspaceCmd(verb, a);
   if (group == "token" || group == "tokens") return TokenCmd(verb, a);
   if (group == "node" || group == "nodes") return NodeCmd(verb, a);
@@ -529,7 +609,8 @@ int Main(const std::vector<std::string>& argv, std::ostream& out, std::ostream& 
         return 2;
       }
       o.timeout = *d;
-    } else if (key == "l" || key == "f" || key == "label" || key == "ttl" || key == "uses" || key == "description") {
+    } else if (key == "l" || key == "f" || key == "label" || key == "ttl" || key == "uses" || key == "description" ||
+               key == "count") {
       a.flags.emplace(key, value);
     } else {
       err << "cairnctl: unknown flag --" << key << "\n";
@@ -540,10 +621,11 @@ int Main(const std::vector<std::string>& argv, std::ostream& out, std::ostream& 
     err << "cairnctl: -o takes table or json\n";
     return 2;
   }
-  if (words.size() < 2) {
+  if (words.empty() || (words.size() < 2 && words[0] != "events")) {
     err << kUsage;
     return 2;
   }
+  if (words.size() < 2) words.push_back("");
   a.pos.assign(words.begin() + 2, words.end());
   Ctl ctl(o, out, err);
   if (auto st = ctl.Connect(); !st.ok()) {

@@ -5,10 +5,19 @@
 
 namespace cairn::ctl {
 
+namespace {
+// Display width of UTF-8 text: code points (continuation bytes do not count).
+size_t Width(const std::string& s) {
+  size_t n = 0;
+  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+  return n;
+}
+}  // namespace
+
 std::string Table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows) {
   std::vector<size_t> width(header.size(), 0);
   auto measure = [&](const std::vector<std::string>& row) {
-    for (size_t i = 0; i < row.size() && i < width.size(); ++i) width[i] = std::max(width[i], row[i].size());
+    for (size_t i = 0; i < row.size() && i < width.size(); ++i) width[i] = std::max(width[i], Width(row[i]));
   };
   measure(header);
   for (const auto& r : rows) measure(r);
@@ -18,7 +27,7 @@ std::string Table(const std::vector<std::string>& header, const std::vector<std:
     for (size_t i = 0; i < width.size(); ++i) {
       std::string cell = i < row.size() ? row[i] : "";
       line += cell;
-      if (i + 1 < width.size()) line += std::string(width[i] - cell.size() + 2, ' ');
+      if (i + 1 < width.size()) line += std::string(width[i] - Width(cell) + 2, ' ');
     }
     while (!line.empty() && line.back() == ' ') line.pop_back();
     out += line + "\n";

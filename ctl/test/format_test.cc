@@ -12,6 +12,13 @@ TEST(CtlFormat, TableAlignsColumnsToTheWidestCell) {
             "n       offline\n");
 }
 
+TEST(CtlFormat, TableMeasuresUtf8ByCharactersNotBytes) {
+  EXPECT_EQ(Table({"USES", "X"}, {{"1/∞", "a"}, {"10/20", "b"}}),
+            "USES   X\n"
+            "1/∞    a\n"
+            "10/20  b\n");
+}
+
 TEST(CtlFormat, AgeUsesTheLargestSensibleUnit) {
   EXPECT_EQ(Age(0, 1000), "-");
   EXPECT_EQ(Age(1000, 6000), "5s");

@@ -123,7 +123,11 @@ v1::NodeHealth Agent::Health() {
   h.set_interval_seconds(static_cast<uint32_t>(
       std::max<int64_t>(1, std::chrono::duration_cast<std::chrono::seconds>(options_.health_interval).count())));
   h.set_uptime_seconds(static_cast<double>(clock_.NowMs() - started_ms_) / 1000.0);
-  auto sample = stats_.Sample(id_.data_dir);
+  Result<SystemSample> sample = SystemSample{};
+  {
+    std::lock_guard stats_lock(stats_mu_);
+    sample = stats_.Sample(id_.data_dir);
+  }
   std::lock_guard lock(mu_);
   if (sample.ok()) {
     h.set_cpu_percent(sample->cpu_percent);
@@ -174,7 +178,15 @@ void Agent::RecordError(const std::string& error) {
 }
 
 void Agent::OnMessage(const MqttMessage& m) {
+  // Only a service writes desired state and configs (the broker enforces it;
+  // this is a second line of defence).
   std::string principal = m.UserProperty(kPrincipalProperty);
+  if (!principal.empty() && principal.rfind("svc:", 0) != 0) {
+    spdlog::warn("message on {} from {} ignored", m.topic, principal);
+    std::lock_guard lock(mu_);
+    RecordError("message on " + m.topic + " from " + principal + " ignored");
+    return;
+  }
   if (m.topic == topics::NodeDesired(id_.workspace, id_.node)) {
     v1::DesiredState d;
     if (!m.payload.empty() && !d.ParseFromString(m.payload)) {
@@ -183,31 +195,74 @@ void Agent::OnMessage(const MqttMessage& m) {
       RecordError("malformed desired state ignored");
       return;
     }
-    std::lock_guard lock(mu_);
-    if (desired_ && !m.payload.empty() && d.generation() < desired_->generation()) return;  // older
-    desired_ = d;
-    Reconcile();
+    {
+      std::lock_guard lock(mu_);
+      if (desired_ && !m.payload.empty() && d.generation() < desired_->generation()) return;  // older
+      desired_ = d;
+      if (!d.labels().empty()) id_.labels = Labels(d.labels().begin(), d.labels().end());
+      Reconcile();
+    }
+    RequestMissingConfigs();
     return;
   }
   auto pt = topics::ParsePipelineTopic(m.topic);
   if (!pt || pt->ws != id_.workspace) return;
-  std::lock_guard lock(mu_);
-  auto key = std::make_pair(pt->pipeline, pt->version);
-  if (m.payload.empty()) {
-    configs_.erase(key);
-    return;
+  std::string requested_topic;
+  {
+    std::lock_guard lock(mu_);
+    auto key = std::make_pair(pt->pipeline, pt->version);
+    if (m.payload.empty()) {
+      configs_.erase(key);
+      return;
+    }
+    v1::PipelineConfig cfg;
+    if (m.payload.size() > kMaxConfigBytes || !cfg.ParseFromString(m.payload) || cfg.name() != pt->pipeline ||
+        cfg.version() != pt->version) {
+      spdlog::warn("malformed pipeline config on {} ignored", m.topic);
+      RecordError("malformed pipeline config on " + m.topic);
+      return;
+    }
+    // The cache stays bounded: when full, forget a config the desired state
+    // does not name (it can be fetched again, see RequestMissingConfigs).
+    if (configs_.size() >= kMaxCachedConfigs) {
+      for (auto it = configs_.begin(); it != configs_.end(); ++it) {
+        if (!Wanted(it->first.first, it->first.second)) {
+          configs_.erase(it);
+          break;
+        }
+      }
+    }
+    configs_[key] = std::move(cfg);
+    if (requested_.erase(m.topic)) requested_topic = m.topic;
+    Reconcile();
   }
-  v1::PipelineConfig cfg;
-  if (m.payload.size() > kMaxConfigBytes || !cfg.ParseFromString(m.payload) || cfg.name() != pt->pipeline ||
-      cfg.version() != pt->version) {
-    spdlog::warn("malformed pipeline config on {} ignored", m.topic);
-    RecordError("malformed pipeline config on " + m.topic);
-    return;
+  if (!requested_topic.empty()) (void)mqtt_.Unsubscribe(requested_topic);
+}
+
+bool Agent::Wanted(const std::string& name, uint32_t version) const {
+  if (!desired_) return false;
+  for (const auto& ref : desired_->pipelines()) {
+    if (ref.name() == name && ref.version() == version) return true;
   }
-  // Keep only configs this node may need: the cache stays bounded.
-  if (configs_.size() >= kMaxCachedConfigs) configs_.erase(configs_.begin());
-  configs_[key] = std::move(cfg);
-  Reconcile();
+  return false;
+}
+
+void Agent::RequestMissingConfigs() {
+  // A config that was dropped from the cache (or never seen) is still retained
+  // on the broker: subscribing to its exact topic delivers it again.
+  std::vector<std::string> topics_to_request;
+  {
+    std::lock_guard lock(mu_);
+    if (!desired_) return;
+    for (const auto& ref : desired_->pipelines()) {
+      if (configs_.count({ref.name(), ref.version()})) continue;
+      std::string t = topics::PipelineConfig(id_.workspace, ref.name(), ref.version());
+      if (requested_.insert(t).second) topics_to_request.push_back(t);
+    }
+  }
+  for (const auto& t : topics_to_request) {
+    if (auto st = mqtt_.Subscribe(t, 1); !st.ok()) spdlog::warn("cannot request {}: {}", t, st.error().message);
+  }
 }
 
 void Agent::Reconcile() {

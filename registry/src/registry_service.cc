@@ -143,7 +143,8 @@ void RegistryService::OnStatus(const std::string& ws, const std::string& node,
     if (new_state == "offline" && status.bd_seq() < bd_seq) return OkStatus();
     changed = cur != new_state;
     tx.exec_params(
-        "UPDATE nodes SET state = $3, bd_seq = $4, last_seen_ms = $5, agent_version = "
+        "UPDATE nodes SET state = $3, bd_seq = $4,"
+        " last_seen_ms = CASE WHEN $3 = 'online' THEN $5 ELSE last_seen_ms END, agent_version = "
         "CASE WHEN $6 = '' THEN agent_version ELSE $6 END,"
         " state_since_ms = CASE WHEN state = $3 THEN state_since_ms ELSE $5 END"
         " WHERE workspace = $1 AND name = $2",

@@ -5,6 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "cairn/common/labels_sql.h"
 #include "cairn/common/pipeline_spec.h"
 #include "cairn/common/selector.h"
 #include "cairn/common/tls.h"
@@ -17,6 +18,7 @@ constexpr size_t kMaxEventBytes = 64 * 1024;
 
 bool SameRefs(const v1::DesiredState& a, const v1::DesiredState& b) {
   if (a.pipelines_size() != b.pipelines_size()) return false;
+  if (Labels(a.labels().begin(), a.labels().end()) != Labels(b.labels().begin(), b.labels().end())) return false;
   for (int i = 0; i < a.pipelines_size(); ++i) {
     const auto& x = a.pipelines(i);
     const auto& y = b.pipelines(i);
@@ -181,8 +183,11 @@ Result<std::map<std::string, SchedulerService::Change>> SchedulerService::Reconc
     tx.exec_params("SELECT pg_advisory_xact_lock(7310002, hashtext($1))", ws);
     std::map<std::string, v1::DesiredState> want;
     for (const auto& r : tx.exec_params(
-             "SELECT name FROM nodes WHERE workspace = $1 AND state <> 'revoked'", ws)) {
-      want[r[0].as<std::string>()];
+             "SELECT name, COALESCE((SELECT string_agg(key || '=' || value, ',')"
+             " FROM jsonb_each_text(labels)), '') FROM nodes WHERE workspace = $1 AND state <> 'revoked'",
+             ws)) {
+      auto& d = want[r[0].as<std::string>()];
+      for (auto& [k, v] : ParseLabelsKv(r[1].as<std::string>())) (*d.mutable_labels())[k] = v;
     }
     for (const auto& r : tx.exec_params(
              "SELECT name, selector, version, digest FROM pipelines WHERE workspace = $1 ORDER BY name", ws)) {

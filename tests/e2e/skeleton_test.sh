@@ -131,7 +131,10 @@ check "n1 does not run staging-beat" node_lacks n1 staging-beat
 check_fails "a pipeline file with an unknown key is refused" "unknown key" bash -c "sed 's/interval:/intervall:/' '$STACK_DIR/staging.yaml' > '$STACK_DIR/bad.yaml' && cairnctl pipeline apply -f '$STACK_DIR/bad.yaml'"
 
 t_section "relabelling"
+cairnctl events --count 1 -o json >"$STACK_DIR/events.json" 2>"$STACK_DIR/events.err" & EVENTS_PID=$!
+wait_until 10 grep -q "following events" "$STACK_DIR/events.err"
 check "label n3 into production/log-processor" cairnctl node label n3 env=production role=log-processor
+check "cairnctl events shows the label change" bash -c "wait_pid() { while kill -0 $EVENTS_PID 2>/dev/null; do sleep 0.1; done; }; wait_pid; jq -e '.type == \"NODE_LABELS_CHANGED\" and .node == \"n3\" and .labels.env == \"production\"' '$STACK_DIR/events.json'"
 eventually "n3 picks app-errors up" 10 node_runs n3 app-errors
 eventually "n3 drops staging-beat" 10 node_lacks n3 staging-beat
 check "n3 writes output" grows "$STACK_DIR/nodes/n3/out/app-errors.log"

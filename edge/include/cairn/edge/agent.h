@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -59,6 +60,8 @@ class Agent {
   void PublishHealth();
   void HealthLoop();
   void Reconcile();  // under mu_
+  bool Wanted(const std::string& name, uint32_t version) const;  // under mu_
+  void RequestMissingConfigs();  // not under mu_
   void RecordError(const std::string& error);  // under mu_
   void HealthSoon();  // wakes the health loop for an immediate report
 
@@ -66,6 +69,7 @@ class Agent {
   AgentOptions options_;
   MqttClient& mqtt_;
   Clock& clock_;
+  std::mutex stats_mu_;
   SystemStats stats_;
   int64_t started_ms_;
 
@@ -73,7 +77,8 @@ class Agent {
   std::optional<v1::DesiredState> desired_;
   std::map<std::pair<std::string, uint32_t>, v1::PipelineConfig> configs_;
   std::map<std::string, std::unique_ptr<PipelineRunner>> runners_;
-  std::map<std::string, v1::PipelineHealth> invalid_;  // pipelines that failed validation
+  std::map<std::string, v1::PipelineHealth> invalid_;
+  std::set<std::string> requested_;  // config topics subscribed to one by one  // pipelines that failed validation
   uint64_t applied_generation_ = 0;
   std::deque<std::string> recent_errors_;
   uint64_t health_seq_ = 0;
