@@ -34,7 +34,7 @@ struct Config {
     s.String("token", &token, "bootstrap: the one-time bootstrap token");
     s.String("bootstrap-token", &bootstrap_token, "run: bootstrap with this token first if the data dir is empty");
     s.String("name", &name, "node name at bootstrap (default: the host name)");
-    s.Map("label", &labels, "label k=v requested at bootstrap (repeatable)");
+    s.Map("label", &labels, "label k=v requested at bootstrap");
     s.Duration("health-interval", &health_interval, "health report interval (default 10s)");
     s.String("log-level", &log_level, "trace|debug|info|warn|error (default info)");
     s.String("log-file", &log_file, "log to this file instead of stderr");

@@ -19,6 +19,7 @@ using namespace cairn;
 
 struct Config {
   std::string database_url;
+  std::chrono::milliseconds database_wait{30000};
   BrokerConfig broker;
   std::string pki_dir = "/var/lib/cairn/pki";
   std::string bootstrap_broker_url;
@@ -32,6 +33,7 @@ struct Config {
 
   void Bind(ConfigSchema& s) {
     s.String("database-url", &database_url, "PostgreSQL connection URL");
+    s.Duration("database-wait", &database_wait, "how long to retry the first database connection (default 30s)");
     broker.Bind(s, "svc:registry");
     s.String("pki-dir", &pki_dir, "directory of the control-plane CA (ca.crt, ca.key)");
     s.String("bootstrap-broker-url", &bootstrap_broker_url,
@@ -41,7 +43,7 @@ struct Config {
     s.String("log-level", &log_level, "trace|debug|info|warn|error (default info)");
     s.String("log-file", &log_file, "log to this file instead of stderr");
     s.String("out-dir", &out_dir, "pki-init: where to write broker.crt/broker.key/ca.crt");
-    s.List("san", &sans, "pki-init: DNS name or IP of the broker (repeatable)");
+    s.List("san", &sans, "pki-init: DNS name or IP of the broker");
   }
 };
 
@@ -55,7 +57,7 @@ int Run(Config& cfg) {
   auto ca = registry::LoadOrCreateCa(cfg.pki_dir);
   if (!ca.ok()) return Fail(ca.error().message);
   Db db(cfg.database_url);
-  if (auto st = db.Connect(); !st.ok()) return Fail(st.error().message);
+  if (auto st = db.Connect(static_cast<int>(std::max<int64_t>(1, cfg.database_wait.count() / 1000))); !st.ok()) return Fail(st.error().message);
   if (auto st = db.Migrate(SchemaMigrations()); !st.ok()) return Fail("migrations: " + st.error().message);
 
   auto opts = cfg.broker.ToOptions("registry");
@@ -114,7 +116,7 @@ int main(int argc, char** argv) {
   }
   if (cmd == "migrate") {
     Db db(cfg.database_url);
-    if (auto st = db.Connect(); !st.ok()) return Fail(st.error().message);
+    if (auto st = db.Connect(static_cast<int>(std::max<int64_t>(1, cfg.database_wait.count() / 1000))); !st.ok()) return Fail(st.error().message);
     if (auto st = db.Migrate(SchemaMigrations()); !st.ok()) return Fail(st.error().message);
     return 0;
   }

@@ -15,6 +15,7 @@ using namespace cairn;
 
 struct Config {
   std::string database_url;
+  std::chrono::milliseconds database_wait{30000};
   BrokerConfig broker;
   std::chrono::milliseconds reconcile_interval{30000};
   std::string log_level = "info";
@@ -22,6 +23,7 @@ struct Config {
 
   void Bind(ConfigSchema& s) {
     s.String("database-url", &database_url, "PostgreSQL connection URL");
+    s.Duration("database-wait", &database_wait, "how long to retry the first database connection (default 30s)");
     broker.Bind(s, "svc:scheduler");
     s.Duration("reconcile-interval", &reconcile_interval,
                "full re-evaluation of every workspace, a safety net for missed events (default 30s)");
@@ -52,7 +54,7 @@ int main(int argc, char** argv) {
   if (cfg.database_url.empty()) return Fail("database-url is not set");
 
   Db db(cfg.database_url);
-  if (auto st = db.Connect(); !st.ok()) return Fail(st.error().message);
+  if (auto st = db.Connect(static_cast<int>(std::max<int64_t>(1, cfg.database_wait.count() / 1000))); !st.ok()) return Fail(st.error().message);
   if (auto st = db.Migrate(SchemaMigrations()); !st.ok()) return Fail("migrations: " + st.error().message);
   auto opts = cfg.broker.ToOptions("scheduler");
   if (!opts.ok()) return Fail(opts.error().message);
