@@ -88,7 +88,8 @@ int Run(const Config& cfg) {
   uint64_t bd_seq = NextBdSeq(cfg.data_dir);
   MqttOptions mo;
   mo.uri = id->broker_url;
-  mo.client_id = "node-" + id->workspace + "-" + id->node;
+  // The broker plugin requires a node's client id to be its principal.
+  mo.client_id = topics::NodePrincipal(id->workspace, id->node);
   mo.ca_file = id->ca_file();
   mo.cert_file = id->cert_file();
   mo.key_file = id->key_file();

@@ -7,27 +7,75 @@
 //                   "node:{ws}:{node}" only with a client certificate whose CN
 //                   is exactly that name, never with a password. Revoked
 //                   principals and names with '+', '#', '/' or control
-//                   characters are refused.
+//                   characters are refused. Client ids starting with "node:"
+//                   are reserved for nodes: a node's client id IS its
+//                   principal, so a password client using one is refused
+//                   (before Mosquitto would hand it the node's session and
+//                   disconnect the node).
 //   * ACL_CHECK   - what each principal may publish, subscribe and receive
-//                   (see `RulesFor()` below: services everything, operators RPC
-//                   + workspaces, bootstrap its one RPC, nodes their own
-//                   subtree and workspace). Mosquitto 2.0 passes shared
+//                   (see `RulesFor()` below). Mosquitto 2.0 passes shared
 //                   subscriptions with their "$share/{group}/" prefix; the
 //                   filter behind it is checked, and a filter is allowed only
 //                   if every topic it can match is allowed. A client holding a
-//                   certificate must be the node its CN names.
+//                   certificate must be the node its CN names and use that
+//                   name as its client id; otherwise every check (publish,
+//                   subscribe, delivery) is denied and it is dropped at the
+//                   next tick.
 //   * MESSAGE     - stamps every published message with the MQTT v5 user
 //                   property "cairn-principal" = the publisher's username, so
 //                   services know who sent an RPC; a message that already
 //                   carries that property is refused (nobody may forge it).
+//                   A message on cairn/v1/rpc/... must carry a response topic
+//                   under cairn/v1/reply/{publisher's client id}/ without
+//                   wildcards, so nobody can make a service reply into
+//                   another client's reply topics.
 //                   "svc:registry" publishing a principal to
 //                   cairn/v1/sys/revoke revokes it and disconnects it at once;
 //                   cairn/v1/sys/unrevoke lifts the revocation.
-//   * TICK        - disconnects revoked principals that reconnected. In
-//                   Mosquitto 2.0 a certificate login on a listener with
-//                   use_identity_as_username skips BASIC_AUTH, so a revoked
-//                   node can complete a CONNECT; it is refused every publish
-//                   and subscribe and dropped at the next tick.
+//   * TICK        - disconnects revoked principals that reconnected, and
+//                   certificate clients whose CN or client id is not their
+//                   node principal. In Mosquitto 2.0 a certificate login on a
+//                   listener with use_identity_as_username skips BASIC_AUTH,
+//                   so such a client can complete a CONNECT; it is refused
+//                   every publish, subscribe and delivery and dropped at the
+//                   next tick. (Because that CONNECT is never shown to the
+//                   plugin, a node certificate used with another node's client
+//                   id still takes over, i.e. disconnects, that node's
+//                   connection once before it is refused everything; only a
+//                   holder of a CA-signed node key can do that.)
+//
+// Topic permissions (services, "svc:*", may publish and subscribe anything;
+// {cid} is the client's own client id, granted only if it has no '+', '#'
+// or '/'):
+//   principal          publish                                  subscribe / receive
+//   user:*             cairn/v1/rpc/#                           cairn/v1/ws/#, cairn/v1/reply/{cid}/#
+//   bootstrap          cairn/v1/rpc/registry/Bootstrap          cairn/v1/reply/{cid}/#
+//   node:{ws}:{node}   cairn/v1/ws/{ws}/nodes/{node}/status,    cairn/v1/ws/{ws}/#,
+//                      .../health, .../logs,                    cairn/v1/reply/{cid}/#
+//                      cairn/v1/ws/{ws}/data/#
+//                      (no RPC topic: see "Last wills" below)
+//
+// Last wills (what Mosquitto 2.0.11 does, and why nodes may not write RPC
+// topics): when the broker sends a will it checks the will's TOPIC with
+// ACL_CHECK (write access, as the client), but the will never passes the
+// MESSAGE event, and ACL_CHECK gets no properties (event.properties is always
+// NULL in 2.0). So a will is not stamped with cairn-principal, and its user
+// properties and response topic are never checked: a will on an RPC topic
+// would reach a service unstamped, or with a FORGED cairn-principal, and with
+// any response topic. Therefore no principal-bearing (RPC) topic may be
+// writable by principals whose wills could matter:
+//   * nodes get no RPC topic at all (they call no RPC yet);
+//   * operators and "bootstrap" must write RPC topics, so their wills are
+//     dropped by WillGuard (below): an ordinary PUBLISH is ACL_CHECK(write),
+//     MESSAGE, then ACL_CHECK(read) per subscriber; a will is the write check
+//     and the reads with no MESSAGE in between, so the reads that follow an
+//     allowed RPC write without MESSAGE are refused. This relies on the
+//     event order of Mosquitto 2.0.11 (plugin_test.sh checks it);
+//   * retained writes to RPC topics are refused (a retained will would be
+//     stored and handed to later subscribers outside that order);
+//   * services ("svc:*") may write anything; their wills are their own code's.
+// Wills on other topics (a node's offline status) are delivered as usual,
+// without cairn-principal: consumers must not expect the stamp on a will.
 //
 // How to enable it (see broker-config/mosquitto.conf.template):
 //   per_listener_settings false
@@ -71,6 +119,7 @@
 #include <array>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <optional>
@@ -87,6 +136,9 @@ constexpr std::string_view kRegistryPrincipal = "svc:registry";
 constexpr std::string_view kRevokeTopic = "cairn/v1/sys/revoke";
 constexpr std::string_view kUnrevokeTopic = "cairn/v1/sys/unrevoke";
 constexpr std::string_view kBootstrapPrincipal = "bootstrap";
+constexpr std::string_view kNodePrefix = "node:";  // principals and client ids
+constexpr std::string_view kRpcRoot = "cairn/v1/rpc";
+constexpr std::string_view kReplyRoot = "cairn/v1/reply/";
 constexpr std::size_t kMaxPrincipalLength = 512;
 
 using Digest = std::array<unsigned char, 32>;
@@ -113,6 +165,18 @@ bool IsAcceptableUsername(std::string_view name) {
     if (c == '+' || c == '#' || c == '/' || c < 0x20 || c == 0x7f) return false;
   }
   return true;
+}
+
+// True if `cid` can be used as one topic level (the reply prefix
+// cairn/v1/reply/{cid}/): not empty, no wildcard, no level separator.
+bool IsTopicLevel(std::string_view cid) {
+  return !cid.empty() && cid.find_first_of("+#/") == std::string_view::npos;
+}
+
+// True if `topic` is an RPC request topic (or the RPC root itself).
+bool IsRpcTopic(std::string_view topic) {
+  return topic.starts_with(kRpcRoot) &&
+         (topic.size() == kRpcRoot.size() || topic[kRpcRoot.size()] == '/');
 }
 
 // The username made safe to log (control characters escaped, length capped).
@@ -149,8 +213,8 @@ Principal ParsePrincipal(std::string_view name) {
     p.kind = Kind::kService;
   } else if (name.starts_with("user:") && name.size() > 5) {
     p.kind = Kind::kUser;
-  } else if (name.starts_with("node:")) {
-    std::string_view rest = name.substr(5);
+  } else if (name.starts_with(kNodePrefix)) {
+    std::string_view rest = name.substr(kNodePrefix.size());
     std::size_t colon = rest.find(':');
     if (colon == std::string_view::npos) return p;
     std::string_view ws = rest.substr(0, colon);
@@ -205,13 +269,14 @@ struct Rules {
   std::vector<std::string> read;  // also what may be subscribed
 };
 
-// The permissions of `p`; `cid` is the client id. Services are handled before
-// this is called. Names substituted into patterns are DNS labels or checked
-// client ids, so they cannot introduce wildcards or extra levels.
+// The permissions of `p` (the table in the header comment); `cid` is the
+// client id. Services are handled before this is called. Names substituted
+// into patterns are DNS labels or checked client ids, so they cannot
+// introduce wildcards or extra levels.
 Rules RulesFor(const Principal& p, std::string_view cid) {
   Rules r;
-  bool cid_ok = !cid.empty() && cid.find_first_of("+#/") == std::string_view::npos;
-  std::string reply = "cairn/v1/reply/" + std::string(cid) + "/#";
+  bool cid_ok = IsTopicLevel(cid);
+  std::string reply = std::string(kReplyRoot) + std::string(cid) + "/#";
   switch (p.kind) {
     case Kind::kUser:
       r.write = {"cairn/v1/rpc/#"};
@@ -225,8 +290,8 @@ Rules RulesFor(const Principal& p, std::string_view cid) {
     case Kind::kNode: {
       std::string ws = "cairn/v1/ws/" + std::string(p.ws);
       std::string own = ws + "/nodes/" + std::string(p.node);
-      r.write = {own + "/status", own + "/health", own + "/logs", ws + "/data/#",
-                 "cairn/v1/rpc/+/+"};
+      // No RPC topic: a node's last will would reach the service unstamped.
+      r.write = {own + "/status", own + "/health", own + "/logs", ws + "/data/#"};
       r.read = {ws + "/#"};
       if (cid_ok) r.read.push_back(reply);
       break;
@@ -315,14 +380,20 @@ PeerIdentity PeerOf(const struct mosquitto* client) {
 }
 
 // A certificate is only requested on the node listener, so a client holding
-// one must be the node named by its CN. (Node principals without a
+// one must be the node named by its CN, connected with that name as its
+// client id. Returns why not, or nullptr. (Node principals without a
 // certificate never pass BASIC_AUTH; the broker's own retained-source checks
 // use a detached client record without TLS, which must still pass here.)
-bool IdentityConsistent(const struct mosquitto* client, std::string_view username,
-                        const Principal& p) {
+const char* CertificateMismatch(const struct mosquitto* client, std::string_view username,
+                                const Principal& p) {
   PeerIdentity peer = PeerOf(client);
-  if (!peer.has_certificate) return true;
-  return p.kind == Kind::kNode && peer.common_name && *peer.common_name == username;
+  if (!peer.has_certificate) return nullptr;
+  if (p.kind != Kind::kNode || !peer.common_name || *peer.common_name != username) {
+    return "username does not match its certificate";
+  }
+  const char* cid = mosquitto_client_id(client);
+  if (cid == nullptr || username != cid) return "client id is not the node principal";
+  return nullptr;
 }
 
 // ---------------------------------------------------------------------------
@@ -342,6 +413,7 @@ class CairnPlugin {
   }
 
   int OnBasicAuth(const mosquitto_evt_basic_auth& ev) {
+    will_guard_.Reset();
     const char* raw = ev.username;
     std::string who = Printable(raw);
     if (raw == nullptr) {
@@ -350,19 +422,28 @@ class CairnPlugin {
       return MOSQ_ERR_AUTH;
     }
     std::string_view username = raw;
+    const char* raw_cid = mosquitto_client_id(ev.client);
+    std::string_view cid = raw_cid ? std::string_view(raw_cid) : std::string_view();
+    if (cid.starts_with(kNodePrefix) && cid != username) {
+      // Reserved for node certificates (checked below if this is one).
+      return Deny(ev.client, who, "client ids starting with 'node:' are reserved for nodes");
+    }
     Principal p = ParsePrincipal(username);
     if (p.kind == Kind::kUnknown && !IsAcceptableUsername(username)) {
       return Deny(ev.client, who, "username has '+', '#', '/' or control characters");
     }
     if (revoked_.count(std::string(username)) != 0) return Deny(ev.client, who, "principal is revoked");
     if (p.kind == Kind::kBootstrap) return MOSQ_ERR_SUCCESS;
-    if (username.starts_with("node:")) {
+    if (username.starts_with(kNodePrefix) || cid.starts_with(kNodePrefix)) {
+      // Only reached if the broker asks about a certificate login (Mosquitto
+      // 2.0 does not when use_identity_as_username is set).
       if (p.kind != Kind::kNode) return Deny(ev.client, who, "malformed node principal");
       PeerIdentity peer = PeerOf(ev.client);
       if (!peer.has_certificate) return Deny(ev.client, who, "node principal without certificate");
       if (!peer.common_name || *peer.common_name != username) {
         return Deny(ev.client, who, "certificate CN does not match node principal");
       }
+      if (cid != username) return Deny(ev.client, who, "client id is not the node principal");
       return MOSQ_ERR_SUCCESS;
     }
     ReloadCredentialsIfChanged();
@@ -376,9 +457,22 @@ class CairnPlugin {
   }
 
   int OnAclCheck(const mosquitto_evt_acl_check& ev) {
+    // A delivery of the message whose RPC write was just allowed without a
+    // MESSAGE event in between: a last will (see WillGuard).
+    if (ev.access == MOSQ_ACL_READ && will_guard_.Matches(ev.topic)) {
+      will_guard_.LogDrop();
+      return MOSQ_ERR_ACL_DENIED;
+    }
+    will_guard_.Reset();
     if (ev.access == MOSQ_ACL_UNSUBSCRIBE) return MOSQ_ERR_SUCCESS;
     const char* why = AclDenial(ev);
-    if (why == nullptr) return MOSQ_ERR_SUCCESS;
+    if (why == nullptr) {
+      if (ev.access == MOSQ_ACL_WRITE && ev.topic != nullptr && IsRpcTopic(ev.topic)) {
+        will_guard_.Arm(ev.topic, mosquitto_client_username(ev.client),
+                        mosquitto_client_id(ev.client));
+      }
+      return MOSQ_ERR_SUCCESS;
+    }
     mosquitto_log_printf(MOSQ_LOG_DEBUG, "cairn: denied %s '%s' to '%s' (client %s): %s",
                          AccessName(ev.access), Printable(ev.topic).c_str(),
                          Printable(mosquitto_client_username(ev.client)).c_str(),
@@ -386,24 +480,37 @@ class CairnPlugin {
     return MOSQ_ERR_ACL_DENIED;
   }
 
-  // Revoked principals that used the broker since the last tick are
+  // Revoked principals that used the broker since the last tick, and
+  // certificate clients that are not the node they claim to be, are
   // disconnected here, outside the packet handling of their own connection.
   // (Certificate logins on the node listener do not pass through
-  // BASIC_AUTH in Mosquitto 2.0, so a revoked node can complete a CONNECT; it
+  // BASIC_AUTH in Mosquitto 2.0, so such a client can complete a CONNECT; it
   // is refused everything and dropped at its first request.)
   int OnTick() {
-    if (pending_kicks_.empty()) return MOSQ_ERR_SUCCESS;
-    std::set<std::string> kicks;
-    kicks.swap(pending_kicks_);
-    for (const auto& principal : kicks) {
-      mosquitto_log_printf(MOSQ_LOG_NOTICE, "cairn: disconnecting revoked '%s'",
-                           Printable(principal.c_str()).c_str());
-      mosquitto_kick_client_by_username(principal.c_str(), false);
+    will_guard_.Reset();
+    if (!pending_kicks_.empty()) {
+      std::set<std::string> kicks;
+      kicks.swap(pending_kicks_);
+      for (const auto& principal : kicks) {
+        mosquitto_log_printf(MOSQ_LOG_NOTICE, "cairn: disconnecting revoked '%s'",
+                             Printable(principal.c_str()).c_str());
+        mosquitto_kick_client_by_username(principal.c_str(), false);
+      }
+    }
+    if (!pending_client_kicks_.empty()) {
+      std::set<std::string> kicks;
+      kicks.swap(pending_client_kicks_);
+      for (const auto& cid : kicks) {
+        mosquitto_log_printf(MOSQ_LOG_NOTICE, "cairn: disconnecting client %s (certificate mismatch)",
+                             Printable(cid.c_str()).c_str());
+        mosquitto_kick_client_by_clientid(cid.c_str(), false);
+      }
     }
     return MOSQ_ERR_SUCCESS;
   }
 
   int OnMessage(mosquitto_evt_message& ev) {
+    will_guard_.Reset();  // the write just checked was an ordinary PUBLISH
     if (ev.client == nullptr) return MOSQ_ERR_SUCCESS;  // broker-internal
     const char* raw_user = mosquitto_client_username(ev.client);
     if (raw_user == nullptr) return MOSQ_ERR_ACL_DENIED;
@@ -411,11 +518,20 @@ class CairnPlugin {
       LogForged(raw_user, ev.topic);
       return MOSQ_ERR_ACL_DENIED;
     }
+    std::string_view topic = ev.topic ? std::string_view(ev.topic) : std::string_view();
+    if (IsRpcTopic(topic)) {
+      const char* cid = mosquitto_client_id(ev.client);
+      if (const char* why = ResponseTopicDenial(ev.properties, cid)) {
+        mosquitto_log_printf(MOSQ_LOG_WARNING, "cairn: refused request from '%s' (client %s) on '%s': %s",
+                             Printable(raw_user).c_str(), Printable(cid).c_str(),
+                             Printable(ev.topic).c_str(), why);
+        return MOSQ_ERR_ACL_DENIED;
+      }
+    }
     int rc = mosquitto_property_add_string_pair(&ev.properties, MQTT_PROP_USER_PROPERTY,
                                                 std::string(kPrincipalProperty).c_str(), raw_user);
     if (rc != MOSQ_ERR_SUCCESS) return rc;
 
-    std::string_view topic = ev.topic ? std::string_view(ev.topic) : std::string_view();
     if (topic == kRevokeTopic || topic == kUnrevokeTopic) {
       HandleRevocation(raw_user, topic == kRevokeTopic, ev);
     }
@@ -455,23 +571,34 @@ class CairnPlugin {
       if (slash == std::string_view::npos || slash == 7) return "malformed shared subscription";
       topic = topic.substr(slash + 1);
     }
-    // Checked on what the client initiates; deliveries follow from these.
-    if ((ev.access == MOSQ_ACL_WRITE || ev.access == MOSQ_ACL_SUBSCRIBE) &&
-        !IdentityConsistent(ev.client, username, p)) {
-      mosquitto_log_printf(MOSQ_LOG_WARNING,
-                           "cairn: denied '%s' to '%s': username does not match its certificate",
-                           Printable(ev.topic).c_str(), Printable(raw_user).c_str());
-      return "username does not match its certificate";
+    // Every access, deliveries included: a client that took over a durable
+    // session under another client id must not receive what was queued or
+    // subscribed for it.
+    const char* cid = mosquitto_client_id(ev.client);
+    if (const char* mismatch = CertificateMismatch(ev.client, username, p)) {
+      std::string key = cid ? cid : "";
+      if (!key.empty() && pending_client_kicks_.insert(key).second) {
+        mosquitto_log_printf(MOSQ_LOG_WARNING,
+                             "cairn: refusing everything to '%s' (client %s): %s; disconnecting it",
+                             Printable(raw_user).c_str(), Printable(cid).c_str(), mismatch);
+      }
+      return mismatch;
+    }
+    if (ev.access == MOSQ_ACL_WRITE && ev.retain && IsRpcTopic(topic)) {
+      // A retained request (or will) would be handed to every future
+      // subscriber, and its retained deliveries escape WillGuard.
+      return "RPC requests cannot be retained";
     }
     if (ev.access == MOSQ_ACL_WRITE && HasPrincipalProperty(ev.properties, raw_user)) {
-      // Covers wills, which skip MESSAGE. A stored message re-checked for its
-      // source (check_retain_source) carries the true value and passes.
+      // Mosquitto 2.0 passes no properties to ACL_CHECK (always NULL), so
+      // this only matters for brokers that do; it would cover wills, which
+      // skip MESSAGE. A stored message re-checked for its source
+      // (check_retain_source) carries the true value and passes.
       LogForged(raw_user, ev.topic);
       return "forged cairn-principal property";
     }
     if (p.kind == Kind::kService) return nullptr;
 
-    const char* cid = mosquitto_client_id(ev.client);
     Rules rules = RulesFor(p, cid ? std::string_view(cid) : std::string_view());
     switch (ev.access) {
       case MOSQ_ACL_WRITE:
@@ -490,7 +617,8 @@ class CairnPlugin {
   }
 
   static int Deny(const struct mosquitto* client, const std::string& who, const char* why) {
-    mosquitto_log_printf(MOSQ_LOG_NOTICE, "cairn: denied connect of '%s' from %s: %s", who.c_str(),
+    mosquitto_log_printf(MOSQ_LOG_NOTICE, "cairn: denied connect of '%s' (client %s) from %s: %s",
+                         who.c_str(), Printable(mosquitto_client_id(client)).c_str(),
                          Address(client), why);
     return MOSQ_ERR_AUTH;
   }
@@ -500,6 +628,30 @@ class CairnPlugin {
                          "cairn: refused message from '%s' on '%s': it carries a forged %s property",
                          Printable(user).c_str(), Printable(topic).c_str(),
                          std::string(kPrincipalProperty).c_str());
+  }
+
+  // Why the response topic in `props` is not acceptable for an RPC request
+  // from client `cid`, or nullptr. It must lie under the client's own reply
+  // prefix cairn/v1/reply/{cid}/ and contain no wildcard, so that the
+  // service's reply can only reach the requester.
+  static const char* ResponseTopicDenial(const mosquitto_property* props, const char* cid) {
+    if (cid == nullptr || !IsTopicLevel(cid)) return "client id cannot own a reply topic";
+    char* value = nullptr;
+    if (mosquitto_property_read_string(props, MQTT_PROP_RESPONSE_TOPIC, &value, false) == nullptr ||
+        value == nullptr) {
+      std::free(value);
+      return "no response topic";
+    }
+    std::string_view response = value;
+    std::string prefix = std::string(kReplyRoot) + cid + "/";
+    const char* why = nullptr;
+    if (!response.starts_with(prefix)) {
+      why = "response topic is not under the client's own reply prefix";
+    } else if (response.find_first_of("+#") != std::string_view::npos) {
+      why = "response topic contains a wildcard";
+    }
+    std::free(value);
+    return why;
   }
 
   // True if `props` has a cairn-principal user property (name compared
@@ -658,12 +810,52 @@ class CairnPlugin {
     }
   }
 
+  // Last wills on RPC topics (Mosquitto 2.0.11). A will reaches no plugin
+  // event with its properties: it is not stamped, and a forged
+  // cairn-principal or foreign response topic in it is not seen. What the
+  // plugin does see: an ordinary PUBLISH is ACL_CHECK(write), then MESSAGE,
+  // then one ACL_CHECK(read) per subscriber, all in one go; a will is
+  // ACL_CHECK(write), then the reads, with no MESSAGE. So after an allowed
+  // write on an RPC topic the guard is armed; MESSAGE (or any other event)
+  // disarms it; reads of that topic while it is armed are deliveries of a
+  // will and are refused. (Retained RPC writes are refused outright, so a
+  // will cannot be stored and delivered later either.)
+  class WillGuard {
+   public:
+    void Arm(const char* topic, const char* user, const char* cid) {
+      armed_ = true;
+      logged_ = false;
+      topic_ = topic;
+      user_ = Printable(user);
+      cid_ = Printable(cid);
+    }
+    void Reset() { armed_ = false; }
+    bool Matches(const char* topic) const { return armed_ && topic != nullptr && topic_ == topic; }
+    void LogDrop() {
+      if (logged_) return;
+      logged_ = true;
+      mosquitto_log_printf(MOSQ_LOG_WARNING,
+                           "cairn: dropped a last will of '%s' (client %s) on '%s': wills on RPC "
+                           "topics carry no broker-stamped principal",
+                           user_.c_str(), cid_.c_str(), Printable(topic_.c_str()).c_str());
+    }
+
+   private:
+    bool armed_ = false;
+    bool logged_ = false;
+    std::string topic_;
+    std::string user_;
+    std::string cid_;
+  };
+
+  WillGuard will_guard_;
   std::string credentials_path_;
   std::string revocations_path_;
   FileStamp credentials_stamp_;
   std::unordered_map<std::string, Digest> credentials_;
   std::set<std::string> revoked_;
-  std::set<std::string> pending_kicks_;
+  std::set<std::string> pending_kicks_;         // usernames (revoked)
+  std::set<std::string> pending_client_kicks_;  // client ids (certificate mismatch)
 };
 
 mosquitto_plugin_id_t* g_id = nullptr;

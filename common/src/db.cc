@@ -38,9 +38,11 @@ Status Db::Connect(int wait_s) {
 Status Db::Tx(const std::function<Status(pqxx::work&)>& fn) {
   std::lock_guard lock(mu_);
   for (int attempt = 0; attempt < 2; ++attempt) {
+    bool ran = false;
     try {
       if (!conn_ || !conn_->is_open()) conn_ = std::make_unique<pqxx::connection>(url_);
       pqxx::work tx(*conn_);
+      ran = true;
       Status st = fn(tx);
       if (!st.ok()) {
         tx.abort();
@@ -51,7 +53,9 @@ Status Db::Tx(const std::function<Status(pqxx::work&)>& fn) {
     } catch (const pqxx::broken_connection& e) {
       spdlog::warn("database connection broke ({}); reconnecting", e.what());
       conn_.reset();
-      if (attempt == 1) return DbError(e);
+      // Retry only if nothing ran: `fn` may have collected results already,
+      // and the commit may or may not have happened.
+      if (ran || attempt == 1) return DbError(e);
     } catch (const std::exception& e) {
       return DbError(e);
     }

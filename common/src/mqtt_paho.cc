@@ -21,19 +21,17 @@ constexpr auto kOpTimeout = std::chrono::seconds(10);
 class Dispatcher {
  public:
   Dispatcher() : thread_([this] { Run(); }) {}
-  ~Dispatcher() {
+  ~Dispatcher() { Stop(); }
+  // Stops running closures; queued ones are dropped. Joins the thread unless
+  // called from it (then the thread ends after the current closure, and the
+  // owner must not be destroyed from inside a handler).
+  void Stop() {
     {
       std::lock_guard lock(mu_);
       stop_ = true;
     }
     cv_.notify_all();
-    if (thread_.joinable()) {
-      if (std::this_thread::get_id() == thread_.get_id()) {
-        thread_.detach();
-      } else {
-        thread_.join();
-      }
-    }
+    if (thread_.joinable() && std::this_thread::get_id() != thread_.get_id()) thread_.join();
   }
   void Post(std::function<void()> fn) {
     {
@@ -155,8 +153,16 @@ class PahoMqttClient final : public MqttClient {
 
   ~PahoMqttClient() override {
     Disconnect();
-    client_->set_message_callback(nullptr);
-    client_->disable_callbacks();
+    // Paho refuses to change callbacks while an automatic reconnect is in
+    // progress (e.g. a revoked node being turned away); the dispatcher is
+    // stopped already, so a late callback only posts into a dead queue.
+    try {
+      client_->disable_callbacks();
+    } catch (const mqtt::exception& e) {
+      spdlog::debug("mqtt {}: callbacks not disabled: {}", options_.client_id, e.what());
+    }
+    // Destroy Paho first, while every member its callbacks touch is alive.
+    client_.reset();
   }
 
   Status Connect() override {
@@ -254,6 +260,9 @@ class PahoMqttClient final : public MqttClient {
     } catch (const mqtt::exception&) {
     }
     connected_ = false;
+    // No handler runs after Disconnect returns: owners may destroy what the
+    // handlers reference.
+    dispatcher_.Stop();
   }
 
   bool IsConnected() const override { return connected_; }

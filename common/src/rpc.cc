@@ -36,9 +36,18 @@ bool RpcServer::OnMessage(const MqttMessage& message) {
   }
   v1::RpcReply reply;
   CallContext ctx{message.UserProperty(kPrincipalProperty), parts->method};
+  int stamps = 0;
+  for (const auto& [k, v] : message.user_properties) stamps += k == kPrincipalProperty;
   auto it = handlers_.find(parts->method);
   Result<std::string> result = std::string();
-  if (message.payload.size() > kMaxRpcPayload) {
+  if (stamps != 1 || ctx.principal.empty()) {
+    // Without exactly one broker stamp nobody can tell who asked (e.g. a
+    // last will, which the plugin never sees).
+    auto n = metrics_.Add("rpc_unstamped");
+    spdlog::warn("rpc {}.{}: request without a broker-stamped principal refused (count {})", service_,
+                 parts->method, n);
+    result = Error::Unauthenticated("request carries no broker-stamped principal");
+  } else if (message.payload.size() > kMaxRpcPayload) {
     result = Error::InvalidArgument("request too large (" + std::to_string(message.payload.size()) +
                                     " bytes, limit " + std::to_string(kMaxRpcPayload) + ")");
   } else if (it == handlers_.end()) {

@@ -220,4 +220,8 @@ bool Matches(std::string_view filter, std::string_view topic) {
   return i == t.size();
 }
 
+std::string NodePrincipal(std::string_view ws, std::string_view node) {
+  return "node:" + std::string(ws) + ":" + std::string(node);
+}
+
 }  // namespace cairn::topics

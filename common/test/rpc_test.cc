@@ -81,6 +81,45 @@ TEST_F(RpcFixture, RequestWhoseResponseTopicIsOutsideTheReplyTreeIsDropped) {
   for (const auto& p : broker->Published()) EXPECT_NE(p.topic, m.response_topic);
 }
 
+TEST_F(RpcFixture, RequestWithoutABrokerStampIsRefused) {
+  FakeMqttClient unstamped{broker, "will-1", ""};  // e.g. a last will: no plugin stamp
+  ASSERT_TRUE(unstamped.Connect().ok());
+  std::vector<MqttMessage> replies;
+  unstamped.SetMessageHandler([&](const MqttMessage& m) { replies.push_back(m); });
+  ASSERT_TRUE(unstamped.Subscribe("cairn/v1/reply/will-1/#", 1).ok());
+  MqttMessage m;
+  m.topic = topics::RpcRequest("registry", "GetWorkspace");
+  m.response_topic = "cairn/v1/reply/will-1/x";
+  v1::GetWorkspaceRequest req;
+  req.set_name("demo");
+  m.payload = req.SerializeAsString();
+  ASSERT_TRUE(unstamped.Publish(m).ok());
+  ASSERT_EQ(replies.size(), 1u);
+  v1::RpcReply reply;
+  ASSERT_TRUE(reply.ParseFromString(replies[0].payload));
+  EXPECT_EQ(reply.code(), static_cast<int>(ErrorCode::kUnauthenticated));
+  EXPECT_EQ(metrics.Get("rpc_unstamped"), 1u);
+}
+
+TEST_F(RpcFixture, RequestWithTwoStampsIsRefused) {
+  MqttMessage m;
+  m.topic = topics::RpcRequest("registry", "GetWorkspace");
+  m.response_topic = "cairn/v1/reply/ctl-1/x";
+  m.user_properties.emplace_back(kPrincipalProperty, "svc:registry");  // forged; the fake adds the real one
+  ASSERT_TRUE(client_conn.Publish(m).ok());
+  EXPECT_EQ(metrics.Get("rpc_unstamped"), 1u);
+}
+
+TEST(RpcAuthorization, OnlyUsersAndServicesAreOperators) {
+  EXPECT_TRUE(IsOperator({"user:alice", "X"}));
+  EXPECT_TRUE(IsOperator({"svc:scheduler", "X"}));
+  EXPECT_FALSE(IsOperator({"", "X"}));
+  EXPECT_FALSE(IsOperator({"bootstrap", "X"}));
+  EXPECT_FALSE(IsOperator({"node:ws:n1", "X"}));
+  EXPECT_EQ(RequireOperator({"node:ws:n1", "DeleteWorkspace"}, "registry").error().code,
+            ErrorCode::kPermissionDenied);
+}
+
 TEST_F(RpcFixture, CallTimesOutWhenNoServiceAnswers) {
   v1::Empty req;
   auto resp = client.Call<v1::Empty>("scheduler", "ListPipelines", req, std::chrono::milliseconds(50));

@@ -181,7 +181,7 @@ void Agent::OnMessage(const MqttMessage& m) {
   // Only a service writes desired state and configs (the broker enforces it;
   // this is a second line of defence).
   std::string principal = m.UserProperty(kPrincipalProperty);
-  if (!principal.empty() && principal.rfind("svc:", 0) != 0) {
+  if (principal.rfind("svc:", 0) != 0) {
     spdlog::warn("message on {} from {} ignored", m.topic, principal);
     std::lock_guard lock(mu_);
     RecordError("message on " + m.topic + " from " + principal + " ignored");
@@ -199,7 +199,7 @@ void Agent::OnMessage(const MqttMessage& m) {
       std::lock_guard lock(mu_);
       if (desired_ && !m.payload.empty() && d.generation() < desired_->generation()) return;  // older
       desired_ = d;
-      if (!d.labels().empty()) id_.labels = Labels(d.labels().begin(), d.labels().end());
+      id_.labels = Labels(d.labels().begin(), d.labels().end());
       Reconcile();
     }
     RequestMissingConfigs();

@@ -54,6 +54,7 @@ constexpr size_t kMaxBytesPerPoll = 1024 * 1024;
 // A line longer than this is delivered in pieces of at most this size (keeps
 // memory bounded and std::regex away from pathological inputs).
 constexpr size_t kMaxRecordBytes = 64 * 1024;
+constexpr size_t kMaxRegexBytes = 4 * 1024;
 
 std::string ErrnoText(int err) { return std::strerror(err); }
 
@@ -480,7 +481,14 @@ class StdoutSink final : public RecordSink {
 
 bool KeepRecord(const CompiledFilter& f, const std::string& record) {
   bool match = f.contains.empty() || record.find(f.contains) != std::string::npos;
-  if (match && f.regex) match = std::regex_search(record, *f.regex);
+  // libstdc++'s std::regex recurses once per character: a long record could
+  // exhaust the thread's stack. The regex sees at most the first
+  // kMaxRegexBytes of a record (documented in docs/quickstart.md).
+  if (match && f.regex) {
+    std::string_view head(record);
+    if (head.size() > kMaxRegexBytes) head = head.substr(0, kMaxRegexBytes);
+    match = std::regex_search(head.begin(), head.end(), *f.regex);
+  }
   return match != f.invert;
 }
 

@@ -27,7 +27,7 @@ v1::Node NodeFromRow(const pqxx::row& r, int64_t now_ms) {
   n.set_state_since_ms(r[3].as<int64_t>());
   n.set_created_ms(r[4].as<int64_t>());
   n.set_last_seen_ms(r[5].as<int64_t>());
-  n.set_bd_seq(r[6].as<uint64_t>());
+  n.set_bd_seq(static_cast<uint64_t>(std::max<int64_t>(0, r[6].as<int64_t>())));
   std::string health_hex = r[7].as<std::string>();
   int64_t health_ms = r[8].as<int64_t>();
   int interval_s = r[9].as<int>();
@@ -48,7 +48,7 @@ v1::Node NodeFromRow(const pqxx::row& r, int64_t now_ms) {
 }  // namespace
 
 std::string NodePrincipal(const std::string& ws, const std::string& node) {
-  return "node:" + ws + ":" + node;
+  return topics::NodePrincipal(ws, node);
 }
 
 RegistryService::RegistryService(Db& db, MqttClient& mqtt, tls::CertAuthority ca,
@@ -88,15 +88,16 @@ Status RegistryService::Start() {
 }
 
 void RegistryService::OnConnected() {
-  std::vector<std::pair<std::string, std::string>> revoked;
+  std::vector<std::string> revoked;
   auto st = db_.Tx([&](pqxx::work& tx) -> Status {
-    for (const auto& r : tx.exec("SELECT workspace, name FROM nodes WHERE state = 'revoked'")) {
-      revoked.emplace_back(r[0].as<std::string>(), r[1].as<std::string>());
+    revoked.clear();
+    for (const auto& r : tx.exec("SELECT principal FROM revoked_principals")) {
+      revoked.push_back(r[0].as<std::string>());
     }
     return OkStatus();
   });
   if (!st.ok()) spdlog::warn("cannot replay revocations: {}", st.error().message);
-  for (const auto& [ws, node] : revoked) PublishRevocation(ws, node);
+  for (const auto& p : revoked) PublishRevocation(p);
 }
 
 void RegistryService::OnMessage(const MqttMessage& message) {
@@ -122,6 +123,7 @@ void RegistryService::OnStatus(const std::string& ws, const std::string& node,
   v1::NodeStatus status;
   if (m.payload.size() > kMaxStatusBytes) return Malformed("status", m.topic, "too large");
   if (!status.ParseFromString(m.payload)) return Malformed("status", m.topic, "not a NodeStatus");
+  if (status.bd_seq() > static_cast<uint64_t>(INT64_MAX)) return Malformed("status", m.topic, "bd_seq out of range");
   std::string new_state;
   if (status.state() == v1::NodeStatus::ONLINE) {
     new_state = "online";
@@ -137,7 +139,7 @@ void RegistryService::OnStatus(const std::string& ws, const std::string& node,
         "SELECT state, bd_seq FROM nodes WHERE workspace = $1 AND name = $2 FOR UPDATE", ws, node);
     if (r.empty()) return OkStatus();  // unknown node (deleted workspace, stale retained)
     std::string cur = r[0][0].as<std::string>();
-    uint64_t bd_seq = r[0][1].as<uint64_t>();
+    uint64_t bd_seq = static_cast<uint64_t>(std::max<int64_t>(0, r[0][1].as<int64_t>()));
     if (cur == "revoked") return OkStatus();
     // A death from an older session than the current birth is stale.
     if (new_state == "offline" && status.bd_seq() < bd_seq) return OkStatus();
@@ -215,6 +217,7 @@ void RegistryService::Sweep() {
         " WHERE state = 'online' AND $1 - GREATEST(health_ms, state_since_ms) >"
         " 3 * health_interval_s * 1000 RETURNING workspace, name",
         now);
+    stale.clear();
     for (const auto& row : r) stale.emplace_back(row[0].as<std::string>(), row[1].as<std::string>());
     return OkStatus();
   });
@@ -244,13 +247,13 @@ void RegistryService::PublishEvent(v1::WorkspaceEvent event) {
   if (!st.ok()) spdlog::warn("event not published: {}", st.error().message);
 }
 
-void RegistryService::PublishRevocation(const std::string& ws, const std::string& node) {
+void RegistryService::PublishRevocation(const std::string& principal) {
   MqttMessage m;
   m.topic = std::string(topics::kRoot) + "/sys/revoke";
-  m.payload = NodePrincipal(ws, node);
+  m.payload = principal;
   m.qos = 1;
   auto st = mqtt_.Publish(m);
-  if (!st.ok()) spdlog::warn("revocation of {}/{} not sent to the broker: {}", ws, node, st.error().message);
+  if (!st.ok()) spdlog::warn("revocation of {} not sent to the broker: {}", principal, st.error().message);
 }
 
 // ---- workspaces
@@ -328,6 +331,8 @@ Result<v1::Empty> RegistryService::DeleteWorkspace(const v1::DeleteWorkspaceRequ
   std::vector<std::string> nodes;
   std::vector<std::string> retained;  // topics to clear once the rows are gone
   auto st = db_.Tx([&](pqxx::work& tx) -> Status {
+    nodes.clear();
+    retained.clear();
     auto w = tx.exec_params("SELECT 1 FROM workspaces WHERE name = $1 FOR UPDATE", req.name());
     if (w.empty()) return Error::NotFound("workspace \"" + req.name() + "\" does not exist");
     for (const auto& r : tx.exec_params("SELECT name FROM nodes WHERE workspace = $1", req.name())) {
@@ -341,6 +346,12 @@ Result<v1::Empty> RegistryService::DeleteWorkspace(const v1::DeleteWorkspaceRequ
     for (const auto& r : tx.exec_params("SELECT name, version FROM pipelines WHERE workspace = $1", req.name())) {
       retained.push_back(topics::PipelineConfig(req.name(), r[0].as<std::string>(), r[1].as<uint32_t>()));
     }
+    for (const auto& n : nodes) {
+      tx.exec_params(
+          "INSERT INTO revoked_principals (principal, at_ms, reason) VALUES ($1, $2, 'workspace deleted')"
+          " ON CONFLICT DO NOTHING",
+          NodePrincipal(req.name(), n), clock_.NowMs());
+    }
     tx.exec_params("DELETE FROM node_desired WHERE workspace = $1", req.name());
     tx.exec_params("DELETE FROM pipeline_versions WHERE workspace = $1", req.name());
     tx.exec_params("DELETE FROM workspaces WHERE name = $1", req.name());
@@ -352,7 +363,7 @@ Result<v1::Empty> RegistryService::DeleteWorkspace(const v1::DeleteWorkspaceRequ
   // Forced: the nodes' certificates still name the workspace; cut them off,
   // and leave no retained state behind for a later workspace of that name.
   for (const auto& n : nodes) {
-    PublishRevocation(req.name(), n);
+    PublishRevocation(NodePrincipal(req.name(), n));
     retained.push_back(topics::NodeDesired(req.name(), n));
     retained.push_back(topics::NodeStatus(req.name(), n));
   }
@@ -375,6 +386,7 @@ Result<v1::CreateTokenResponse> RegistryService::CreateToken(const v1::CreateTok
   Labels labels(req.labels().begin(), req.labels().end());
   if (auto st = ValidateLabels(labels); !st.ok()) return st.error();
   if (req.ttl_seconds() > 10ULL * 365 * 24 * 3600) return Error::InvalidArgument("ttl longer than 10 years");
+  if (req.uses() > 1000000) return Error::InvalidArgument("uses must be at most 1000000 (0 = unlimited)");
   if (req.description().size() > 1024) return Error::InvalidArgument("description longer than 1024 bytes");
   if (options_.bootstrap_broker_url.empty()) {
     return Error::FailedPrecondition("registry has no bootstrap_broker_url configured");
@@ -467,7 +479,7 @@ Result<v1::Empty> RegistryService::RevokeToken(const v1::RevokeTokenRequest& req
 
 Result<v1::BootstrapResponse> RegistryService::Bootstrap(const v1::BootstrapRequest& req,
                                                          const CallContext& ctx) {
-  if (!ctx.principal.empty() && ctx.principal != "bootstrap" && !IsOperator(ctx)) {
+  if (ctx.principal != "bootstrap" && !IsOperator(ctx)) {
     return Error::PermissionDenied(ctx.principal + " may not bootstrap");
   }
   const std::string& token = req.token();
@@ -517,6 +529,12 @@ Result<v1::BootstrapResponse> RegistryService::Bootstrap(const v1::BootstrapRequ
     // operator who made the token decides.
     merged = node_labels;
     for (auto& [k, v] : ParseLabelsKv(r[0][6].as<std::string>())) merged[k] = v;
+    auto was_revoked = tx.exec_params("SELECT 1 FROM revoked_principals WHERE principal = $1",
+                                      NodePrincipal(ws, req.node_name()));
+    if (!was_revoked.empty()) {
+      return Error::AlreadyExists("node name \"" + req.node_name() + "\" was revoked in workspace \"" + ws +
+                                  "\" and cannot be used again; choose another --name");
+    }
     auto exists = tx.exec_params("SELECT state FROM nodes WHERE workspace = $1 AND name = $2",
                                  ws, req.node_name());
     if (!exists.empty()) {
@@ -654,12 +672,16 @@ Result<v1::Empty> RegistryService::RevokeNode(const v1::RevokeNodeRequest& req,
       return Error::NotFound("node \"" + req.name() + "\" does not exist in workspace \"" +
                              req.workspace() + "\"");
     }
+    tx.exec_params(
+        "INSERT INTO revoked_principals (principal, at_ms, reason) VALUES ($1, $2, 'node revoked')"
+        " ON CONFLICT DO NOTHING",
+        NodePrincipal(req.workspace(), req.name()), now);
     tx.exec_params("INSERT INTO audit_log (at_ms, actor, action, workspace, target) VALUES ($1, $2, 'node.revoke', $3, $4)",
                    now, ctx.principal, req.workspace(), req.name());
     return OkStatus();
   });
   if (!st.ok()) return st.error();
-  PublishRevocation(req.workspace(), req.name());
+  PublishRevocation(NodePrincipal(req.workspace(), req.name()));
   v1::WorkspaceEvent ev;
   ev.set_type(v1::WorkspaceEvent::NODE_REVOKED);
   ev.set_workspace(req.workspace());

@@ -104,7 +104,7 @@ void SchedulerService::OnMessage(const MqttMessage& message) {
   auto ws = topics::ParseEventsTopic(message.topic);
   if (!ws) return;
   std::string principal = message.UserProperty(kPrincipalProperty);
-  if (!principal.empty() && principal.rfind("svc:", 0) != 0) {
+  if (principal.rfind("svc:", 0) != 0) {
     auto n = metrics_.Add("events_from_non_service");
     spdlog::warn("event on {} from {} ignored (events from non-services: {})", message.topic, principal, n);
     return;
@@ -134,6 +134,8 @@ void SchedulerService::OnConnected() {
   std::vector<v1::Pipeline> pipelines;
   std::vector<std::tuple<std::string, std::string, std::string>> desired;
   auto st = db_.Tx([&](pqxx::work& tx) -> Status {
+    pipelines.clear();
+    desired.clear();
     for (const auto& r : tx.exec(std::string("SELECT ") + kPipelineColumns + " FROM pipelines")) {
       pipelines.push_back(PipelineFromRow(r));
     }
@@ -179,6 +181,9 @@ Result<std::map<std::string, SchedulerService::Change>> SchedulerService::Reconc
   std::vector<std::string> to_clear;
   int64_t now = clock_.NowMs();
   auto st = db_.Tx([&](pqxx::work& tx) -> Status {
+    changes.clear();
+    to_publish.clear();
+    to_clear.clear();
     // Serialise reconciles of one workspace across scheduler replicas.
     tx.exec_params("SELECT pg_advisory_xact_lock(7310002, hashtext($1))", ws);
     std::map<std::string, v1::DesiredState> want;
@@ -327,7 +332,12 @@ Result<v1::ApplyPipelineResponse> SchedulerService::ApplyPipeline(const v1::Appl
       }
       p.set_version(old.version() + 1);
     } else {
-      p.set_version(1);
+      // Versions are never reused, also after a delete: a retained config
+      // topic .../{name}/{version} always means one spec.
+      auto last = tx.exec_params(
+          "SELECT COALESCE(max(version), 0) FROM pipeline_versions WHERE workspace = $1 AND name = $2",
+          p.workspace(), p.name());
+      p.set_version(last[0][0].as<uint32_t>() + 1);
       p.set_created_ms(now);
     }
     changed = true;

@@ -151,31 +151,54 @@ check_fails "the deleted pipeline is gone" "does not exist" cairnctl pipeline ge
 
 t_section "bad input"
 REG_PID=$(stack_pid registry)
+# (A node's client id must be its principal: this briefly displaces the n2
+# daemon, which reconnects.)
 check "a node may publish garbage to its own health topic" \
-  mosquitto_pub -V mqttv5 -h localhost -p $NODE_PORT --cafile "$STACK_DIR/nodes/n2/ca.crt" \
+  mosquitto_pub -V mqttv5 -h localhost -p $NODE_PORT -i "node:$WS:n2" --cafile "$STACK_DIR/nodes/n2/ca.crt" \
     --cert "$STACK_DIR/nodes/n2/node.crt" --key "$STACK_DIR/nodes/n2/node.key" \
     -t "cairn/v1/ws/$WS/nodes/n2/health" -m 'this is not protobuf' -q 1
 eventually "the registry logs and counts it" 5 grep -q "malformed health on cairn/v1/ws/$WS/nodes/n2/health.*so far: 1" "$STACK_DIR/logs/registry.log"
 check "garbage RPC to the registry" mosquitto_pub -V mqttv5 -h localhost -p $AUTH_PORT --cafile "$CAIRN_CA_FILE" \
     -u user:admin -P "$(cat "$CAIRN_PASSWORD_FILE")" -t cairn/v1/rpc/registry/ListNodes -m $'\xff\xff\xff' \
-    -D publish response-topic cairn/v1/reply/nobody/x -q 1
-eventually "the registry counts the invalid request" 5 grep -q "invalid requests: 1" "$STACK_DIR/logs/registry.log"
+    -i e2e-garbage -D publish response-topic cairn/v1/reply/e2e-garbage/x -q 1
+eventually "the registry logs and counts the malformed request" 5 \
+  grep -q "malformed cairn.v1.ListNodesRequest for ListNodes (invalid requests: " "$STACK_DIR/logs/registry.log"
 check "the registry is still running and answering" bash -c "kill -0 $REG_PID && cairnctl node get n2 >/dev/null"
 check "garbage RPC to the scheduler" mosquitto_pub -V mqttv5 -h localhost -p $AUTH_PORT --cafile "$CAIRN_CA_FILE" \
     -u user:admin -P "$(cat "$CAIRN_PASSWORD_FILE")" -t cairn/v1/rpc/scheduler/ApplyPipeline -m 'not protobuf at all' \
-    -D publish response-topic cairn/v1/reply/nobody/x -q 1
-eventually "the scheduler counts the invalid request" 5 grep -q "invalid requests: 1" "$STACK_DIR/logs/scheduler.log"
+    -i e2e-garbage -D publish response-topic cairn/v1/reply/e2e-garbage/x -q 1
+eventually "the scheduler logs and counts the malformed request" 5 \
+  grep -q "malformed cairn.v1.ApplyPipelineRequest for ApplyPipeline (invalid requests: " "$STACK_DIR/logs/scheduler.log"
 check "the scheduler still answers" cairnctl pipeline list
 check_fails "an operator cannot forge a node's health" "denied|not authori[sz]ed|Not authorized" \
   bash -c "mosquitto_pub -V mqttv5 -h localhost -p $AUTH_PORT --cafile '$CAIRN_CA_FILE' -u user:admin -P \"\$(cat '$CAIRN_PASSWORD_FILE')\" -t 'cairn/v1/ws/$WS/nodes/n2/health' -m x -q 1 2>&1; exit 1"
 
 t_section "liveness"
+cat >"$STACK_DIR/everywhere.yaml" <<YAML
+name: everywhere
+workspace: $WS
+pipeline:
+  input: {generate: {interval: 1s, message: "tick"}}
+  output: {file: {path: out/ticks.log}}
+YAML
+check "a pipeline for every node (no selector)" cairnctl pipeline apply -f "$STACK_DIR/everywhere.yaml"
+for n in n1 n2 n3; do eventually "$n runs everywhere" 10 node_runs $n everywhere; done
 kill -9 "$(stack_pid node-n2)"
 eventually "kill -9 of n2 shows it offline" 20 bash -c "cairnctl node list | grep -Eq '^n2 +offline'"
-check "pipeline status counts the offline node as pending" bash -c "cairnctl pipeline status staging-beat >/dev/null"
+# Targeted: n1, n2, n3 and the winner of the token race (bootstrapped, never
+# started: pending too).
+check "pipeline status counts the offline node as pending, not failed" \
+  bash -c "cairnctl pipeline status everywhere | grep -q 'targeted 4, applied 2, running 2, failed 0, pending 2'"
+check "and shows n2 offline and pending" bash -c "cairnctl pipeline status everywhere | grep -Eq '^n2 +offline +pending'"
 check "node revoke" cairnctl node revoke n3
 eventually "n3 shows as revoked" 5 node_state_is n3 revoked
 eventually "the broker cut n3 off" 10 grep -Eq "disconnected by broker|connection lost" "$STACK_DIR/logs/node-n3.log"
+# n3 keeps trying to reconnect (automatic reconnect); it must get nowhere:
+# no health from it for 3 of its intervals.
+check "n3 publishes nothing any more" bash -c "! mosquitto_sub -V mqttv5 -h localhost -p $AUTH_PORT --cafile '$CAIRN_CA_FILE' \
+  -u svc:registry -P \"\$(cat '$STACK_DIR/secrets/svc-registry')\" -t 'cairn/v1/ws/$WS/nodes/n3/health' -C 1 -W 3 >/dev/null 2>&1"
+check_fails "a revoked node name cannot be bootstrapped again" "was revoked" \
+  cairn-edge bootstrap --token "$(cairnctl token create)" --name n3 --data-dir "$STACK_DIR/nodes/n3-again"
 
 t_section "workspace delete"
 check_fails "delete is refused while nodes remain" "still has" cairnctl workspace delete $WS

@@ -4,8 +4,10 @@
 # Creates a throw-away CA, server and client certificates (openssl CLI), a
 # credentials file and a broker config rendered by broker-config/render-conf.sh
 # on two free loopback ports, starts mosquitto, and checks authentication,
-# topic permissions, the cairn-principal property and revocation with
-# mosquitto_pub / mosquitto_sub (MQTT v5).
+# client ids, topic permissions, last wills, RPC response topics, the
+# cairn-principal property and revocation with mosquitto_pub / mosquitto_sub
+# (MQTT v5). Node clients connect with their principal as client id (as the
+# node daemon does), so at most one connection per node is open at a time.
 #
 # Environment: CAIRN_PLUGIN (path of cairn_mosquitto_plugin.so; set by CTest),
 # CAIRN_TEST_KEEP=1 keeps the temporary directory for inspection.
@@ -195,6 +197,18 @@ start_broker
 # ---------------------------------------------------------------------------
 # Clients
 
+# client_id WHO: the client id the helpers use for WHO. A node's client id is
+# its principal; the others get a fixed id, so that their reply prefix
+# cairn/v1/reply/{id}/ is known.
+client_id() {
+  case $1 in
+    n1) echo node:demo:n1 ;;
+    n2) echo node:demo:n2 ;;
+    x1) echo node:other:x1 ;;
+    *) echo "pub-$1" ;;
+  esac
+}
+
 # opts WHO: connection options for a test identity.
 opts() {
   local tls_auth=(-h 127.0.0.1 -p "$auth_port" --cafile "$work/ca.crt" -V mqttv5)
@@ -210,24 +224,53 @@ opts() {
   esac
 }
 
-# pub WHO ARGS...: one QoS 1 publish; stdout+stderr in $work/last-pub.
+# pub WHO ARGS...: one QoS 1 publish; stdout+stderr in $work/last-pub. Uses
+# the client id of WHO unless ARGS has -i. An RPC request (-t cairn/v1/rpc/...)
+# gets a response topic under that id's reply prefix unless ARGS sets one or
+# NO_AUTO_RT=1.
 pub() {
   local who=$1
   shift
+  local id extra=()
+  id=$(client_id "$who")
+  if [[ " $* " != *" -i "* ]]; then extra+=(-i "$id"); fi
+  if [[ " $* " == *" -t cairn/v1/rpc/"* && " $* " != *" response-topic "* &&
+    "${NO_AUTO_RT:-0}" != 1 ]]; then
+    extra+=(-D publish response-topic "cairn/v1/reply/$id/test")
+  fi
   # shellcheck disable=SC2046
-  mosquitto_pub $(opts "$who") -q 1 "$@" >"$work/last-pub" 2>&1
+  mosquitto_pub $(opts "$who") "${extra[@]}" -q 1 "$@" >"$work/last-pub" 2>&1
 }
 
 # start_sub NAME WHO ARGS...: background mosquitto_sub printing
-# "topic|user-properties|payload" lines into $work/sub-NAME.
+# "topic|user-properties|payload" lines into $work/sub-NAME. Its client id is
+# "sub-NAME", or the principal for a node.
 start_sub() {
-  local name=$1 who=$2
+  local name=$1 who=$2 id
   shift 2
+  id=$(client_id "$who")
+  [[ "$id" == node:* ]] || id="sub-$name"
   # shellcheck disable=SC2046
-  mosquitto_sub $(opts "$who") -i "sub-$name" -q 1 -F '%t|%P|%p' "$@" \
+  mosquitto_sub $(opts "$who") -i "$id" -q 1 -F '%t|%P|%p' "$@" \
     >"$work/sub-$name" 2>"$work/sub-$name.err" &
   bg_pids+=($!)
   sub_pids[$name]=$!
+}
+
+# stop_sub NAME: ends subscriber NAME and waits until it is gone.
+stop_sub() {
+  local pid=${sub_pids[$1]}
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+# log_mark: the current length of the broker log, for log_since.
+log_mark() { wc -l <"$work/log/mosquitto.log"; }
+# log_since MARK GREP-ARGS...: grep in the broker log lines after MARK.
+log_since() {
+  local from=$1
+  shift
+  tail -n "+$((from + 1))" "$work/log/mosquitto.log" | grep -q "$@"
 }
 
 has_line() { grep -qF -- "$2" "$work/sub-$1" 2>/dev/null; }
@@ -357,12 +400,11 @@ for t in status logs; do
     fail "node publishes its own $t" "$(cat "$work/last-pub")"
   fi
 done
-if pub n1 -t cairn/v1/ws/demo/data/temps -m n1-data && pub n1 -t cairn/v1/rpc/registry/Renew -m n1-rpc &&
-  poll 200 has_line obs "cairn/v1/ws/demo/data/temps|cairn-principal:node:demo:n1|n1-data" &&
-  poll 200 has_line obs "cairn/v1/rpc/registry/Renew|cairn-principal:node:demo:n1|n1-rpc"; then
-  pass "node publishes data streams of its workspace and RPCs"
+if pub n1 -t cairn/v1/ws/demo/data/temps -m n1-data &&
+  poll 200 has_line obs "cairn/v1/ws/demo/data/temps|cairn-principal:node:demo:n1|n1-data"; then
+  pass "node publishes data streams of its workspace"
 else
-  fail "node publishes data streams of its workspace and RPCs" "$(cat "$work/last-pub")"
+  fail "node publishes data streams of its workspace" "$(cat "$work/last-pub")"
 fi
 
 if pub x1 -t cairn/v1/ws/other/nodes/x1/health -m x1-health &&
@@ -392,6 +434,9 @@ denied_write "node cannot publish workspace events" cairn/v1/ws/demo/events
 denied_write "node cannot publish pipeline configs" cairn/v1/ws/demo/pipelines/p/1
 denied_write "node cannot publish to cairn/v1/sys/revoke" cairn/v1/sys/revoke
 denied_write "node cannot publish to a deeper RPC topic" cairn/v1/rpc/registry/Bootstrap/x
+# Nodes call no RPC (their last will would reach the service unstamped); the
+# request has a valid response topic, so only the topic permission refuses it.
+denied_write "node cannot publish RPC requests" cairn/v1/rpc/registry/ListWorkspaces
 
 # Forged cairn-principal: refused, not passed on.
 pub n1 -t cairn/v1/ws/demo/nodes/n1/health -m forged-1 -D PUBLISH user-property cairn-principal svc:scheduler || true
@@ -429,34 +474,229 @@ else
   fail "retained node status is delivered to a later subscriber with its principal" "$(cat "$work/sub-late")"
 fi
 
+# -- client ids ------------------------------------------------------------------
+# A node's client id is its principal. Client ids starting with "node:" are
+# reserved for nodes: a password client using one would otherwise be handed
+# the node's session (Mosquitto disconnects the connected node first).
+mkfifo "$work/n1live.fifo"
+# shellcheck disable=SC2046
+mosquitto_pub $(opts n1) -i node:demo:n1 -q 1 -t cairn/v1/ws/demo/nodes/n1/health -l \
+  <"$work/n1live.fifo" >"$work/pub-n1live" 2>&1 &
+live_pid=$!
+bg_pids+=("$live_pid")
+exec 8>"$work/n1live.fifo"
+echo live-before >&8
+if ! poll 200 has_line obs "cairn/v1/ws/demo/nodes/n1/health|cairn-principal:node:demo:n1|live-before"; then
+  fail "node n1 stays connected to publish (setup)" "$(cat "$work/pub-n1live")"
+fi
+takeover_mark=$(log_mark)
+if ! mosquitto_sub -h 127.0.0.1 -p "$auth_port" --cafile "$work/ca.crt" -V mqttv5 -u bootstrap -P any-token \
+  -i node:demo:n1 -t 'cairn/v1/reply/node:demo:n1/#' -C 1 -W 3 >"$work/last-pub" 2>&1 &&
+  grep -q "Connection error: Not authorized" "$work/last-pub"; then
+  pass "bootstrap cannot connect with a node's client id"
+else
+  fail "bootstrap cannot connect with a node's client id" "$(cat "$work/last-pub")"
+fi
+refused "a service cannot connect with a node's client id" -u svc:registry -P "$pw_registry" -i node:demo:n1
+refused "client ids starting with 'node:' are reserved for nodes" -u user:alice -P "$pw_alice" -i node:demo:n9
+echo live-after >&8
+if poll 200 has_line obs "cairn/v1/ws/demo/nodes/n1/health|cairn-principal:node:demo:n1|live-after" &&
+  ! log_since "$takeover_mark" "Client node:demo:n1 already connected"; then
+  pass "a refused client-id takeover leaves the connected node alone (it still publishes)"
+else
+  fail "a refused client-id takeover leaves the connected node alone (it still publishes)" \
+    "$(tail -n "+$((takeover_mark + 1))" "$work/log/mosquitto.log" | grep node:demo:n1)"
+fi
+exec 8>&-
+kill "$live_pid" 2>/dev/null || true
+wait "$live_pid" 2>/dev/null || true
+
+# A node certificate used with another client id gets nothing and is dropped.
+wrong_mark=$(log_mark)
+pub n1 -i n1-other-id -t cairn/v1/ws/demo/nodes/n1/health -m wrong-id-1 || true
+wrong_pub=$(cat "$work/last-pub")
+marker obs registry cairn/v1/test/m
+if ! grep -q "wrong-id-1" "$work/sub-obs" && [[ "$wrong_pub" == *"Not authorized"* ]]; then
+  pass "node certificate with another client id cannot publish"
+else
+  fail "node certificate with another client id cannot publish" "PUBACK: $wrong_pub"
+fi
+if poll 200 log_since "$wrong_mark" "disconnecting client n1-other-id"; then
+  pass "node certificate with another client id is disconnected"
+else
+  fail "node certificate with another client id is disconnected"
+fi
+# Retained messages arrive on subscribe, so an accepted subscription shows at once.
+pub registry -r -t cairn/v1/ws/demo/nodes/n1/desired -m desired-retained
+pub registry -r -t cairn/v1/reply/node:demo:n1/kept -m reply-retained
+# shellcheck disable=SC2046
+mosquitto_sub $(opts n1) -i n1-other-id -t cairn/v1/ws/demo/nodes/n1/desired -C 1 -W 3 \
+  >"$work/sub-wrongid" 2>&1 || true
+# shellcheck disable=SC2046
+mosquitto_sub $(opts n2) -i node:demo:n1 -t 'cairn/v1/reply/node:demo:n1/#' -t cairn/v1/ws/demo/nodes/n1/desired \
+  -C 1 -W 3 >"$work/sub-n2asn1" 2>&1 || true
+if ! grep -q "desired-retained" "$work/sub-wrongid"; then
+  pass "node certificate with another client id cannot subscribe"
+else
+  fail "node certificate with another client id cannot subscribe" "$(cat "$work/sub-wrongid")"
+fi
+if ! grep -q "reply-retained\|desired-retained" "$work/sub-n2asn1"; then
+  pass "node certificate using another node's client id receives nothing (not even that node's replies)"
+else
+  fail "node certificate using another node's client id receives nothing (not even that node's replies)" \
+    "$(cat "$work/sub-n2asn1")"
+fi
+pub registry -r -n -t cairn/v1/ws/demo/nodes/n1/desired
+pub registry -r -n -t cairn/v1/reply/node:demo:n1/kept
+
+# -- last wills ------------------------------------------------------------------
+# Wills skip the MESSAGE event (no cairn-principal stamp, no response-topic
+# check); Mosquitto only checks the will's topic when it sends it.
+start_sub rpcsvc registry -t 'cairn/v1/rpc/#'
+ready rpcsvc cairn/v1/rpc/registry/Ready
+# will_then_kill LABEL-SUFFIX WILL-ARGS...: connects n1 with a will, waits until
+# the broker has it, kills the client (no DISCONNECT) and waits until the
+# broker noticed, i.e. sent or dropped the will.
+# WHO defaults to n1; set WILL_WHO / WILL_ID for another identity.
+will_then_kill() {
+  local mark pid who=${WILL_WHO:-n1} id=${WILL_ID:-node:demo:n1}
+  mark=$(log_mark)
+  # shellcheck disable=SC2046
+  mosquitto_sub $(opts "$who") -i "$id" -q 1 -t "cairn/v1/reply/$id/#" "$@" >"$work/sub-will" 2>&1 &
+  pid=$!
+  bg_pids+=("$pid")
+  if ! poll 200 log_since "$mark" "New client connected .* as $id "; then
+    fail "$who with a will connects (setup)" "$(cat "$work/sub-will")"
+  fi
+  kill -9 "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  if ! poll 200 log_since "$mark" "Client $id closed its connection\|Client $id disconnected"; then
+    fail "broker notices the killed $who (setup)"
+  fi
+}
+will_then_kill --will-topic cairn/v1/rpc/registry/CreateWorkspace --will-payload will-rpc-1 --will-qos 1 \
+  -D will response-topic cairn/v1/reply/node:demo:n1/x
+marker rpcsvc registry cairn/v1/rpc/registry/Ping
+if ! grep -q "will-rpc-1" "$work/sub-rpcsvc"; then
+  pass "a node's last will on an RPC topic is not delivered"
+else
+  fail "a node's last will on an RPC topic is not delivered" "$(grep will-rpc-1 "$work/sub-rpcsvc")"
+fi
+# Control: a will on the node's own status is delivered, but unstamped.
+will_then_kill --will-topic cairn/v1/ws/demo/nodes/n1/status --will-payload will-status-1 --will-qos 1
+if poll 200 has_line obs "cairn/v1/ws/demo/nodes/n1/status||will-status-1"; then
+  pass "a node's last will on its status is delivered, without cairn-principal (wills skip MESSAGE)"
+else
+  fail "a node's last will on its status is delivered, without cairn-principal (wills skip MESSAGE)" \
+    "$(grep will-status-1 "$work/sub-obs" || true)"
+fi
+
+# Operators and bootstrap may publish RPC requests, but their wills never
+# reach a service: a will could carry a forged cairn-principal and any response
+# topic, and the plugin never sees either.
+WILL_WHO=alice WILL_ID=ctl-will will_then_kill --will-topic cairn/v1/rpc/registry/CreateWorkspace \
+  --will-payload will-alice-1 --will-qos 1 -D will user-property cairn-principal user:root \
+  -D will response-topic cairn/v1/reply/someone-else/x
+WILL_WHO=bootstrap WILL_ID=boot-will will_then_kill --will-topic cairn/v1/rpc/registry/Bootstrap \
+  --will-payload will-boot-1 --will-qos 1 -D will user-property cairn-principal user:root \
+  -D will response-topic cairn/v1/reply/boot-will/x
+WILL_WHO=alice WILL_ID=ctl-will will_then_kill --will-topic cairn/v1/rpc/registry/CreateWorkspace \
+  --will-payload will-alice-2 --will-qos 1 --will-retain -D will response-topic cairn/v1/reply/ctl-will/x
+marker rpcsvc registry cairn/v1/rpc/registry/Ping
+if ! grep -q "will-alice-\|will-boot-" "$work/sub-rpcsvc"; then
+  pass "operator and bootstrap wills on RPC topics (e.g. with a forged cairn-principal) are not delivered"
+else
+  fail "operator and bootstrap wills on RPC topics (e.g. with a forged cairn-principal) are not delivered" \
+    "$(grep "will-alice-\|will-boot-" "$work/sub-rpcsvc")"
+fi
+if pub alice -t cairn/v1/rpc/registry/CreateWorkspace -m after-will &&
+  poll 200 has_line rpcsvc "cairn/v1/rpc/registry/CreateWorkspace|cairn-principal:user:alice|after-will"; then
+  pass "an ordinary request on the same RPC topic is delivered after a dropped will"
+else
+  fail "an ordinary request on the same RPC topic is delivered after a dropped will" "$(cat "$work/last-pub")"
+fi
+pub alice -r -t cairn/v1/rpc/registry/Kept -m retained-rpc || true
+retained_pub=$(cat "$work/last-pub")
+# shellcheck disable=SC2046
+mosquitto_sub $(opts registry) -t cairn/v1/rpc/registry/Kept -C 1 -W 2 >"$work/sub-kept" 2>&1 || true
+if [[ "$retained_pub" == *"Not authorized"* ]] && ! grep -q "retained-rpc" "$work/sub-kept" &&
+  ! grep -q "retained-rpc" "$work/sub-rpcsvc"; then
+  pass "RPC requests cannot be retained"
+else
+  fail "RPC requests cannot be retained" "PUBACK: $retained_pub" "$(cat "$work/sub-kept")"
+fi
+pub registry -r -n -t cairn/v1/rpc/registry/Kept || true
+
+# -- RPC response topics -----------------------------------------------------------
+# A request must name a response topic under cairn/v1/reply/{its client id}/,
+# so a service never replies into another client's reply topics.
+rt_denied() {  # rt_denied LABEL PAYLOAD PUB-ARGS...
+  local label=$1 payload=$2 puback
+  shift 2
+  NO_AUTO_RT=1 pub alice -t cairn/v1/rpc/registry/X -m "$payload" "$@" || true
+  puback=$(cat "$work/last-pub")
+  marker rpcsvc registry cairn/v1/rpc/registry/Ping
+  if ! grep -qF -- "$payload" "$work/sub-rpcsvc" && [[ "$puback" == *"Not authorized"* ]]; then
+    pass "$label"
+  else
+    fail "$label" "PUBACK: $puback" "$(grep -F -- "$payload" "$work/sub-rpcsvc" || true)"
+  fi
+}
+rt_denied "RPC request whose response topic is another client's reply prefix is refused" rt-foreign \
+  -i ctl-test -D publish response-topic cairn/v1/reply/someone-else/x
+rt_denied "RPC request without a response topic is refused" rt-none -i ctl-test
+rt_denied "RPC request whose response topic has a wildcard is refused" rt-wild \
+  -i ctl-test -D publish response-topic 'cairn/v1/reply/ctl-test/+'
+rt_denied "RPC request whose response topic only extends the client id is refused" rt-longer \
+  -i ctl-test -D publish response-topic cairn/v1/reply/ctl-testx/x
+rt_denied "RPC request from a client id with '/' (it owns no reply prefix) is refused" rt-slash \
+  -i ctl/test -D publish response-topic cairn/v1/reply/ctl/test/x
+if pub alice -i ctl-test -t cairn/v1/rpc/registry/X -m rt-own -D publish response-topic cairn/v1/reply/ctl-test/x &&
+  poll 200 has_line rpcsvc "cairn/v1/rpc/registry/X|cairn-principal:user:alice|rt-own"; then
+  pass "RPC request with a response topic under its own reply prefix is delivered"
+else
+  fail "RPC request with a response topic under its own reply prefix is delivered" "$(cat "$work/last-pub")"
+fi
+if grep -q "refused request from 'user:alice' (client ctl-test)" "$work/log/mosquitto.log" &&
+  ! grep -q "rt-foreign\|rt-none" "$work/log/mosquitto.log"; then
+  pass "refused requests are logged, without their payload"
+else
+  fail "refused requests are logged, without their payload"
+fi
+stop_sub rpcsvc
+
 # -- nodes: reading ------------------------------------------------------------
-start_sub n1 n1 -t 'cairn/v1/ws/demo/#' -t 'cairn/v1/reply/sub-n1/#'
+start_sub n1 n1 -t 'cairn/v1/ws/demo/#' -t 'cairn/v1/reply/node:demo:n1/#'
 ready n1 cairn/v1/ws/demo/test-ready
 pub registry -t cairn/v1/ws/demo/nodes/n1/desired -m n1-desired
-pub registry -t cairn/v1/reply/sub-n1/1 -m n1-reply
+pub registry -t cairn/v1/reply/node:demo:n1/1 -m n1-reply
 if poll 200 has_line n1 "cairn/v1/ws/demo/nodes/n1/desired|cairn-principal:svc:registry|n1-desired" &&
-  poll 200 has_line n1 "cairn/v1/reply/sub-n1/1|cairn-principal:svc:registry|n1-reply"; then
+  poll 200 has_line n1 "cairn/v1/reply/node:demo:n1/1|cairn-principal:svc:registry|n1-reply"; then
   pass "node reads its desired state and its replies, stamped by the service"
 else
   fail "node reads its desired state and its replies, stamped by the service" "$(cat "$work/sub-n1")"
 fi
 
 # Denied subscriptions: the filter is refused, so nothing arrives through it.
+# (One n2 connection at a time: both use n2's client id.)
 start_sub n2wide n2 -t 'cairn/v1/ws/+/#' -t 'cairn/v1/ws/demo/nodes/n2/desired'
-start_sub n2other n2 -t 'cairn/v1/ws/other/#' -t '$share/g/cairn/v1/ws/other/#' -t 'cairn/#' \
-  -t 'cairn/v1/reply/sub-n1/#' -t '$share/n2grp/cairn/v1/ws/demo/nodes/n2/desired'
 ready n2wide cairn/v1/ws/demo/nodes/n2/desired
-ready n2other cairn/v1/ws/demo/nodes/n2/desired
 pub registry -t cairn/v1/ws/other/events -m other-ws-event
-pub registry -t cairn/v1/reply/sub-n1/2 -m reply-for-n1
-pub registry -t cairn/v1/test/m -m outside-cairn-v1-ws
 marker n2wide registry cairn/v1/ws/demo/nodes/n2/desired
-marker n2other registry cairn/v1/ws/demo/nodes/n2/desired
+stop_sub n2wide
 if ! grep -q "other-ws-event" "$work/sub-n2wide"; then
   pass "node cannot subscribe to cairn/v1/ws/+/#"
 else
   fail "node cannot subscribe to cairn/v1/ws/+/#"
 fi
+start_sub n2other n2 -t 'cairn/v1/ws/other/#' -t '$share/g/cairn/v1/ws/other/#' -t 'cairn/#' \
+  -t 'cairn/v1/reply/node:demo:n1/#' -t '$share/n2grp/cairn/v1/ws/demo/nodes/n2/desired'
+ready n2other cairn/v1/ws/demo/nodes/n2/desired
+pub registry -t cairn/v1/ws/other/events -m other-ws-event
+pub registry -t cairn/v1/reply/node:demo:n1/2 -m reply-for-n1
+pub registry -t cairn/v1/test/m -m outside-cairn-v1-ws
+marker n2other registry cairn/v1/ws/demo/nodes/n2/desired
+stop_sub n2other
 if ! grep -q "other-ws-event\|reply-for-n1\|outside-cairn-v1-ws" "$work/sub-n2other"; then
   pass "node cannot subscribe to another workspace (also via \$share), another client's replies or cairn/#; may use \$share on its own topics"
 else
@@ -487,9 +727,9 @@ if ! grep -q "someone-elses-rpc\|^cairn/v1/sys" "$work/sub-alice"; then
 else
   fail "operator reads workspaces but not others' RPCs or cairn/v1/sys" "$(cat "$work/sub-alice")"
 fi
-start_sub bootreply bootstrap -t 'cairn/v1/reply/sub-bootreply/#' -t 'cairn/v1/reply/sub-n1/#' -t 'cairn/v1/ws/demo/#'
+start_sub bootreply bootstrap -t 'cairn/v1/reply/sub-bootreply/#' -t 'cairn/v1/reply/node:demo:n1/#' -t 'cairn/v1/ws/demo/#'
 ready bootreply cairn/v1/reply/sub-bootreply/ready
-pub registry -t cairn/v1/reply/sub-n1/3 -m bootstrap-snoop
+pub registry -t cairn/v1/reply/node:demo:n1/3 -m bootstrap-snoop
 pub registry -t cairn/v1/ws/demo/events -m bootstrap-ws
 marker bootreply registry cairn/v1/reply/sub-bootreply/m
 if ! grep -q "bootstrap-snoop\|bootstrap-ws" "$work/sub-bootreply"; then
@@ -499,18 +739,19 @@ else
 fi
 
 # -- revocation ------------------------------------------------------------------
-kicked_pid=${sub_pids[n1]}
+revoke_mark=$(log_mark)
 if pub registry -t cairn/v1/sys/revoke -m node:demo:n1 &&
   poll 200 grep -q "revoked 'node:demo:n1'" "$work/log/mosquitto.log"; then
   pass "svc:registry revokes node:demo:n1"
 else
   fail "svc:registry revokes node:demo:n1" "$(tail -5 "$work/log/mosquitto.log")"
 fi
-if poll 200 grep -q "Client sub-n1 .*disconnected\|Client sub-n1 closed" "$work/log/mosquitto.log"; then
+if poll 200 log_since "$revoke_mark" "Client node:demo:n1 .*disconnected\|Client node:demo:n1 closed"; then
   pass "revoked node is disconnected at once"
 else
-  fail "revoked node is disconnected at once" "$(grep sub-n1 "$work/log/mosquitto.log" | tail -3)"
+  fail "revoked node is disconnected at once" "$(grep node:demo:n1 "$work/log/mosquitto.log" | tail -3)"
 fi
+stop_sub n1   # so that it does not reconnect with n1's client id
 pub n1 -t cairn/v1/ws/demo/nodes/n1/health -m after-revoke || true
 revoked_pub=$(cat "$work/last-pub")
 marker obs n2 cairn/v1/ws/demo/nodes/n2/health
@@ -537,14 +778,15 @@ fi
 # revoked node can still complete a CONNECT: it must get nothing and be dropped.
 # (mosquitto_pub -l stays connected while its stdin is open.)
 mkfifo "$work/n1.fifo"
+again_mark=$(log_mark)
 # shellcheck disable=SC2046
-mosquitto_pub $(opts n1) -i pub-n1again -q 1 -t cairn/v1/ws/demo/nodes/n1/health -l \
+mosquitto_pub $(opts n1) -i node:demo:n1 -q 1 -t cairn/v1/ws/demo/nodes/n1/health -l \
   <"$work/n1.fifo" >"$work/pub-n1again" 2>&1 &
-bg_pids+=($!)
+again_pid=$!
+bg_pids+=("$again_pid")
 exec 7>"$work/n1.fifo"
 echo again-1 >&7 || true
-if poll 200 grep -q "Client pub-n1again .*disconnected\|Client pub-n1again closed\|denied connect of 'node:demo:n1'.*revoked" \
-  "$work/log/mosquitto.log"; then
+if poll 200 log_since "$again_mark" "disconnecting revoked 'node:demo:n1'\|denied connect of 'node:demo:n1'.*revoked"; then
   marker obs registry cairn/v1/test/m
   if ! grep -q "again-1" "$work/sub-obs"; then
     pass "revoked node that reconnects gets nothing and is dropped"
@@ -555,6 +797,8 @@ else
   fail "revoked node that reconnects gets nothing and is dropped" "$(grep pub-n1again "$work/log/mosquitto.log")"
 fi
 exec 7>&-
+kill "$again_pid" 2>/dev/null || true
+wait "$again_pid" 2>/dev/null || true
 
 pub registry -t cairn/v1/sys/unrevoke -m node:demo:n1
 if poll 200 grep -q "unrevoked 'node:demo:n1'" "$work/log/mosquitto.log" &&
@@ -564,7 +808,6 @@ if poll 200 grep -q "unrevoked 'node:demo:n1'" "$work/log/mosquitto.log" &&
 else
   fail "unrevoked node can publish again" "$(cat "$work/last-pub")"
 fi
-kill "$kicked_pid" 2>/dev/null || true
 
 # -- revocations survive a broker restart ------------------------------------------
 pub registry -t cairn/v1/sys/revoke -m node:demo:n2

@@ -32,7 +32,9 @@ class Db {
   Status Connect(int wait_s = 30);
 
   // Runs `fn` in a transaction and commits if it returns OK. Errors from
-  // `fn` roll back. SQL errors become Internal (or the code fn chose).
+  // `fn` roll back. SQL errors become Internal (or the code fn chose). A
+  // connection found broken before `fn` runs is re-opened once; one that
+  // breaks while `fn` runs is an Unavailable error (never a second run).
   Status Tx(const std::function<Status(pqxx::work&)>& fn);
 
   // Applies the migrations not yet applied, in version order, under an

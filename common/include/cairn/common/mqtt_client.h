@@ -48,7 +48,8 @@ class MqttClient {
   // re-established after each reconnect.
   virtual Status Subscribe(const std::string& filter, int qos = 1) = 0;
   virtual Status Unsubscribe(const std::string& filter) = 0;
-  // Clean disconnect (no last will). Idempotent.
+  // Clean disconnect (no last will). Idempotent. After it returns no
+  // handler runs any more (the client cannot be connected again).
   virtual void Disconnect() = 0;
   virtual bool IsConnected() const = 0;
   virtual std::string ClientId() const = 0;

@@ -34,17 +34,14 @@ inline constexpr char kPrincipalProperty[] = "cairn-principal";
 inline constexpr size_t kMaxRpcPayload = 1 << 20;
 
 struct CallContext {
-  std::string principal;  // "" when no plugin stamped one (tests, dev)
+  std::string principal;  // stamped by the broker plugin, never empty
   std::string method;
 };
 
 // Operators and services may call management RPCs. The principal comes from
-// the broker plugin; an empty one only happens without the plugin (unit
-// tests, a broker without Cairn's plugin), where the broker enforces nothing
-// anyway.
+// the broker plugin (RpcServer refuses requests without exactly one stamp).
 inline bool IsOperator(const CallContext& ctx) {
-  return ctx.principal.empty() || ctx.principal.rfind("user:", 0) == 0 ||
-         ctx.principal.rfind("svc:", 0) == 0;
+  return ctx.principal.rfind("user:", 0) == 0 || ctx.principal.rfind("svc:", 0) == 0;
 }
 
 inline Status RequireOperator(const CallContext& ctx, const std::string& service) {

@@ -65,6 +65,10 @@ struct PipelineTopicParts {
 };
 std::optional<PipelineTopicParts> ParsePipelineTopic(std::string_view topic);
 
+// "node:{ws}:{node}": a node's broker principal, which is also its
+// certificate CN and its MQTT client id.
+std::string NodePrincipal(std::string_view ws, std::string_view node);
+
 // Workspace of cairn/v1/ws/{ws}/events.
 std::optional<std::string> ParseEventsTopic(std::string_view topic);
 

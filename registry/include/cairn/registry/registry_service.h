@@ -58,7 +58,7 @@ class RegistryService {
   void OnStatus(const std::string& ws, const std::string& node, const MqttMessage& m);
   void OnHealth(const std::string& ws, const std::string& node, const MqttMessage& m);
   void PublishEvent(v1::WorkspaceEvent event);
-  void PublishRevocation(const std::string& ws, const std::string& node);
+  void PublishRevocation(const std::string& principal);
   void Malformed(const std::string& kind, const std::string& topic, const std::string& why);
 
   Db& db_;
