@@ -43,6 +43,11 @@ v1::NodeStatus Agent::MakeStatus(bool online, uint64_t bd_seq, const std::string
 
 Status Agent::Start() {
   connected_since_ms_ = clock_.NowMs();
+  {
+    // Prime the CPU counters so that the first report has a real figure.
+    std::lock_guard stats_lock(stats_mu_);
+    (void)stats_.Sample(id_.data_dir);
+  }
   if (auto st = mqtt_.Subscribe(topics::NodeDesired(id_.workspace, id_.node), 1); !st.ok()) return st;
   if (auto st = mqtt_.Subscribe(topics::PipelineConfigs(id_.workspace), 1); !st.ok()) return st;
   PublishStatus(true, "");
