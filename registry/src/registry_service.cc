@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cairn/common/labels_sql.h"
+#include "cairn/common/events.h"
 #include "cairn/common/selector.h"
 #include "cairn/common/topics.h"
 
@@ -43,6 +44,19 @@ v1::Node NodeFromRow(const pqxx::row& r, int64_t now_ms) {
   if (state == "online" && now_ms - since > 3LL * interval_s * 1000) state = "stale";
   n.set_state(state);
   return n;
+}
+
+constexpr char kWorkspaceQuery[] =
+    "SELECT w.name, w.description, w.created_ms,"
+    " (SELECT count(*) FROM nodes n WHERE n.workspace = w.name) FROM workspaces w";
+
+v1::Workspace WorkspaceFromRow(const pqxx::row& r) {
+  v1::Workspace w;
+  w.set_name(r[0].as<std::string>());
+  w.set_description(r[1].as<std::string>());
+  w.set_created_ms(r[2].as<int64_t>());
+  w.set_node_count(r[3].as<uint32_t>());
+  return w;
 }
 
 }  // namespace
@@ -237,14 +251,7 @@ void RegistryService::Sweep() {
 }
 
 void RegistryService::PublishEvent(v1::WorkspaceEvent event) {
-  event.set_timestamp_ms(clock_.NowMs());
-  MqttMessage m;
-  m.topic = topics::Events(event.workspace());
-  m.payload = event.SerializeAsString();
-  m.qos = 1;
-  m.content_type = "cairn.v1.WorkspaceEvent";
-  auto st = mqtt_.Publish(m);
-  if (!st.ok()) spdlog::warn("event not published: {}", st.error().message);
+  cairn::PublishEvent(mqtt_, clock_, std::move(event));
 }
 
 void RegistryService::PublishRevocation(const std::string& principal) {
@@ -288,15 +295,8 @@ Result<v1::WorkspaceList> RegistryService::ListWorkspaces(const v1::ListWorkspac
   if (auto st = RequireOperator(ctx, "registry"); !st.ok()) return st.error();
   v1::WorkspaceList out;
   auto st = db_.Tx([&](pqxx::work& tx) -> Status {
-    for (const auto& r : tx.exec(
-             "SELECT w.name, w.description, w.created_ms,"
-             " (SELECT count(*) FROM nodes n WHERE n.workspace = w.name)"
-             " FROM workspaces w ORDER BY w.name")) {
-      auto* w = out.add_workspaces();
-      w->set_name(r[0].as<std::string>());
-      w->set_description(r[1].as<std::string>());
-      w->set_created_ms(r[2].as<int64_t>());
-      w->set_node_count(r[3].as<uint32_t>());
+    for (const auto& r : tx.exec(std::string(kWorkspaceQuery) + " ORDER BY w.name")) {
+      *out.add_workspaces() = WorkspaceFromRow(r);
     }
     return OkStatus();
   });
@@ -309,16 +309,9 @@ Result<v1::Workspace> RegistryService::GetWorkspace(const v1::GetWorkspaceReques
   if (auto st = RequireOperator(ctx, "registry"); !st.ok()) return st.error();
   v1::Workspace w;
   auto st = db_.Tx([&](pqxx::work& tx) -> Status {
-    auto r = tx.exec_params(
-        "SELECT w.name, w.description, w.created_ms,"
-        " (SELECT count(*) FROM nodes n WHERE n.workspace = w.name)"
-        " FROM workspaces w WHERE w.name = $1",
-        req.name());
+    auto r = tx.exec_params(std::string(kWorkspaceQuery) + " WHERE w.name = $1", req.name());
     if (r.empty()) return Error::NotFound("workspace \"" + req.name() + "\" does not exist");
-    w.set_name(r[0][0].as<std::string>());
-    w.set_description(r[0][1].as<std::string>());
-    w.set_created_ms(r[0][2].as<int64_t>());
-    w.set_node_count(r[0][3].as<uint32_t>());
+    w = WorkspaceFromRow(r[0]);
     return OkStatus();
   });
   if (!st.ok()) return st.error();

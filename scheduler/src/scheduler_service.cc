@@ -7,6 +7,7 @@
 
 #include "cairn/common/labels_sql.h"
 #include "cairn/common/pipeline_spec.h"
+#include "cairn/common/events.h"
 #include "cairn/common/selector.h"
 #include "cairn/common/tls.h"
 #include "cairn/common/topics.h"
@@ -289,13 +290,7 @@ void SchedulerService::ClearRetained(const std::string& topic) {
 }
 
 void SchedulerService::PublishEvent(v1::WorkspaceEvent event) {
-  event.set_timestamp_ms(clock_.NowMs());
-  MqttMessage m;
-  m.topic = topics::Events(event.workspace());
-  m.payload = event.SerializeAsString();
-  m.qos = 1;
-  m.content_type = "cairn.v1.WorkspaceEvent";
-  if (auto st = mqtt_.Publish(m); !st.ok()) spdlog::warn("event not published: {}", st.error().message);
+  cairn::PublishEvent(mqtt_, clock_, std::move(event));
 }
 
 Result<v1::ApplyPipelineResponse> SchedulerService::ApplyPipeline(const v1::ApplyPipelineRequest& req,

@@ -6,29 +6,9 @@
 # desired state and pipeline configs from PostgreSQL.
 set -uo pipefail
 
-SRC_DIR=${CAIRN_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
-BIN_DIR=${CAIRN_BIN_DIR:-$SRC_DIR/build/bin}
-PLUGIN=${CAIRN_PLUGIN:-$SRC_DIR/build/lib/cairn_mosquitto_plugin.so}
-STACK_DIR=$(mktemp -d "${TMPDIR:-/tmp}/cairn-restart.XXXXXX")
-export SRC_DIR BIN_DIR PLUGIN STACK_DIR
-source "$SRC_DIR/tests/lib/stack.sh"
-source "$SRC_DIR/tests/lib/assert.sh"
-
-cleanup() {
-  stack_down
-  if [[ -n "${CAIRN_TEST_KEEP:-}" ]]; then echo "kept $STACK_DIR"; else rm -rf "$STACK_DIR"; fi
-}
-trap cleanup EXIT
-
-stack_up || { echo "stack did not start"; exit 1; }
+source "$(dirname "$0")/../lib/e2e.sh" restart
 export CAIRN_WORKSPACE=rs
 
-node_json() { cairnctl -o json node get "$1"; }
-node_state_is() { [[ "$(node_json "$1" | jq -r .state)" == "$2" ]]; }
-node_runs() { node_json "$1" | jq -e --arg p "$2" '.health.pipelines // [] | map(select(.name == $p and .state == "RUNNING")) | length == 1' >/dev/null; }
-lines() { [[ -f "$1" ]] && wc -l <"$1" || echo 0; }
-more_lines() { [[ $(lines "$1") -gt $2 ]]; }
-grows() { local before; before=$(lines "$1"); wait_until 10 more_lines "$1" "$before"; }
 retained_desired() { # NODE: the broker holds a retained desired state for it
   mosquitto_sub -V mqttv5 -h localhost -p "$AUTH_PORT" --cafile "$CAIRN_CA_FILE" -u svc:registry \
     -P "$(cat "$STACK_DIR/secrets/svc-registry")" -t "cairn/v1/ws/rs/nodes/$1/desired" --retained-only -C 1 -W 2 >/dev/null

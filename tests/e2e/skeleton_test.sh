@@ -4,32 +4,10 @@
 # nodes (health interval 1 s). See issue 2 for what must hold.
 set -uo pipefail
 
-SRC_DIR=${CAIRN_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
-BIN_DIR=${CAIRN_BIN_DIR:-$SRC_DIR/build/bin}
-PLUGIN=${CAIRN_PLUGIN:-$SRC_DIR/build/lib/cairn_mosquitto_plugin.so}
-STACK_DIR=$(mktemp -d "${TMPDIR:-/tmp}/cairn-e2e.XXXXXX")
-export SRC_DIR BIN_DIR PLUGIN STACK_DIR
-source "$SRC_DIR/tests/lib/stack.sh"
-source "$SRC_DIR/tests/lib/assert.sh"
-
-cleanup() {
-  stack_down
-  if [[ -n "${CAIRN_TEST_KEEP:-}" ]]; then echo "kept $STACK_DIR"; else rm -rf "$STACK_DIR"; fi
-}
-trap cleanup EXIT
-
-stack_up || { echo "stack did not start"; exit 1; }
+source "$(dirname "$0")/../lib/e2e.sh" e2e
 WS=e2e
 export CAIRN_WORKSPACE=$WS
 
-node_json() { cairnctl -o json node get "$1"; }
-node_field() { node_json "$1" | jq -r "$2"; }
-node_state_is() { [[ "$(node_field "$1" .state)" == "$2" ]]; }
-node_runs() { node_json "$1" | jq -e --arg p "$2" '.health.pipelines // [] | map(select(.name == $p and .state == "RUNNING")) | length == 1' >/dev/null; }
-node_lacks() { node_json "$1" | jq -e --arg p "$2" '(.health.pipelines // []) | map(select(.name == $p)) | length == 0' >/dev/null; }
-lines() { [[ -f "$1" ]] && wc -l <"$1" || echo 0; }
-more_lines() { [[ $(lines "$1") -gt $2 ]]; }
-grows() { local before; before=$(lines "$1"); wait_until 5 more_lines "$1" "$before"; }
 health_seq() { node_field "$1" .health.seq; }
 seq_above() { [[ $(health_seq "$1") -gt $2 ]]; }
 # Waits for two more health reports from NODE: the pipeline runtime has had
