@@ -114,15 +114,28 @@ int Run(const Config& cfg) {
   mqtt->SetConnectionHandler([&](bool up) {
     if (started) agent.OnConnection(up);
   });
-  // The first connection must succeed once (proves the identity works);
-  // later losses are handled by automatic reconnects.
+  // What the node ran before a restart runs again at once, link or not.
+  agent.Restore();
+  // Until the first connection succeeds, retry with back-off (the link may be
+  // down for hours); later losses are handled by automatic reconnects. An
+  // identity the broker refuses (revoked, wrong CA) ends the daemon.
   Status st = mqtt->Connect();
-  for (int attempt = 1; !st.ok() && st.error().code == ErrorCode::kUnavailable && attempt < 30; ++attempt) {
-    spdlog::warn("{}; retrying", st.error().message);
-    std::this_thread::sleep_for(std::chrono::seconds(2));  // back-off between attempts
+  auto backoff = std::chrono::seconds(1);
+  while (!st.ok() && (st.error().code == ErrorCode::kUnavailable ||
+                      st.error().code == ErrorCode::kDeadlineExceeded)) {
+    spdlog::warn("{}; retrying in {}s (pipelines keep running)", st.error().message, backoff.count());
+    if (int sig = PollStopSignal(backoff); sig != 0) {
+      spdlog::info("cairn-edge stopping (signal {}) before it ever connected", sig);
+      agent.Stop();
+      return 0;
+    }
+    backoff = std::min(backoff * 2, std::chrono::seconds(30));
     st = mqtt->Connect();
   }
-  if (!st.ok()) return Fail(st.error().message);
+  if (!st.ok()) {
+    agent.Stop();
+    return Fail(st.error().message);
+  }
   if (auto s = agent.Start(); !s.ok()) return Fail(s.error().message);
   started = true;
   int sig = WaitForStopSignal();

@@ -81,6 +81,16 @@ int WaitForStopSignal() {
   return sig;
 }
 
+int PollStopSignal(std::chrono::milliseconds timeout) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  timespec ts{static_cast<time_t>(timeout.count() / 1000), static_cast<long>((timeout.count() % 1000) * 1000000)};
+  int sig = sigtimedwait(&set, nullptr, &ts);
+  return sig > 0 ? sig : 0;
+}
+
 int WaitForStopSignal(std::chrono::milliseconds period, const std::function<void()>& tick) {
   sigset_t set;
   sigemptyset(&set);

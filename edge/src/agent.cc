@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "cairn/common/files.h"
 #include "cairn/common/rpc.h"
 #include "cairn/common/topics.h"
 
@@ -39,6 +40,50 @@ v1::NodeStatus Agent::MakeStatus(bool online, uint64_t bd_seq, const std::string
   s.set_agent_version(version);
   s.set_reason(reason);
   return s;
+}
+
+bool Agent::Restore() {
+  std::string path = id_.data_dir + "/state/cache.pb";
+  if (!FileExists(path)) return false;
+  auto raw = ReadFile(path);
+  v1::NodeCache cache;
+  if (!raw.ok() || !cache.ParseFromString(*raw)) {
+    spdlog::warn("{} is damaged; ignoring it (the broker's retained state will be used)", path);
+    std::lock_guard lock(mu_);
+    RecordError("damaged state cache ignored");
+    return false;
+  }
+  std::lock_guard lock(mu_);
+  desired_ = cache.desired();
+  id_.labels = Labels(cache.desired().labels().begin(), cache.desired().labels().end());
+  for (auto& c : *cache.mutable_configs()) configs_[{c.name(), c.version()}] = std::move(c);
+  saved_cache_ = *raw;
+  spdlog::info("restored desired generation {} ({} pipelines) from {}", desired_->generation(),
+               desired_->pipelines_size(), path);
+  Reconcile();
+  return true;
+}
+
+void Agent::SaveCache() {
+  if (!desired_) return;
+  v1::NodeCache cache;
+  *cache.mutable_desired() = *desired_;
+  for (const auto& ref : desired_->pipelines()) {
+    auto it = configs_.find({ref.name(), ref.version()});
+    if (it != configs_.end()) *cache.add_configs() = it->second;
+  }
+  std::string raw;
+  cache.SerializeToString(&raw);
+  if (raw == saved_cache_) return;
+  std::string dir = id_.data_dir + "/state";
+  Status st = MakeDirs(dir, 0700);
+  if (st.ok()) st = WriteFileAtomic(dir + "/cache.pb", raw, 0600);
+  if (!st.ok()) {
+    spdlog::warn("state cache not saved: {}", st.error().message);
+    RecordError("state cache not saved: " + st.error().message);
+    return;
+  }
+  saved_cache_ = std::move(raw);
 }
 
 Status Agent::Start() {
@@ -338,6 +383,7 @@ void Agent::Reconcile() {
     (*runner)->Start();
     runners_[name] = std::move(*runner);
   }
+  SaveCache();
   if (complete && applied_generation_ != desired_->generation()) {
     applied_generation_ = desired_->generation();
     HealthSoon();

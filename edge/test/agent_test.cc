@@ -622,3 +622,53 @@ TEST_F(AgentTest, RunsAPipelineWhoseConfigArrivedAmongManyOthers) {
 
 }  // namespace
 }  // namespace cairn::edge
+
+namespace cairn::edge {
+namespace {
+
+// A restarted node runs what it ran before, from its data dir, without a
+// broker: the desired state and the configs it names are cached on disk.
+TEST_F(AgentTest, RestoresItsPipelinesFromTheDataDirWithoutABroker) {
+  PublishConfig(GenerateToFile("p1", 1, "cached"));
+  StartAgent();
+  PublishDesired(Desired(4, {Ref("p1", 1)}));
+  ASSERT_TRUE(OutputGrows("p1"));
+  StopAgent();
+
+  // A new agent on the same data dir, whose client never connects.
+  auto offline_broker = std::make_shared<FakeBroker>();
+  FakeMqttClient offline(offline_broker, "node-n1", "node:ws:n1");
+  Identity id;
+  id.data_dir = dir_;
+  id.workspace = kWs;
+  id.node = kNode;
+  id.broker_url = "ssl://x:1";
+  AgentOptions opts;
+  opts.health_interval = std::chrono::hours(1);
+  Agent restarted(id, opts, offline, SystemClock::Instance());
+  ASSERT_TRUE(restarted.Restore());
+  EXPECT_EQ(restarted.applied_generation(), 4u);
+  ASSERT_TRUE(OutputGrows("p1"));
+  auto p1 = PipelineOf(restarted.Health(), "p1");
+  ASSERT_TRUE(p1.has_value());
+  EXPECT_EQ(p1->state(), v1::PipelineHealth::RUNNING);
+  restarted.Stop();
+}
+
+TEST_F(AgentTest, IgnoresADamagedCache) {
+  fs::create_directories(fs::path(dir_) / "state");
+  {
+    std::ofstream out(fs::path(dir_) / "state" / "cache.pb");
+    out << "\xff\xff not a cache";
+  }
+  EXPECT_FALSE(agent_->Restore());
+  EXPECT_EQ(agent_->applied_generation(), 0u);
+  auto h = agent_->Health();
+  ASSERT_GT(h.recent_errors_size(), 0);
+  EXPECT_NE(h.recent_errors(h.recent_errors_size() - 1).find("damaged"), std::string::npos);
+}
+
+TEST_F(AgentTest, HasNothingToRestoreOnAFreshDataDir) { EXPECT_FALSE(agent_->Restore()); }
+
+}  // namespace
+}  // namespace cairn::edge

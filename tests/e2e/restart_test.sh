@@ -53,6 +53,10 @@ t_section "broker restart without its persistence"
 stack_stop_proc mosquitto
 rm -f "$STACK_DIR/broker/data/mosquitto.db"
 check "nodes keep running while the broker is down" grows "$STACK_DIR/nodes/b/out/ticks.log"
+stack_stop_proc node-a
+stack_start_edge a --health-interval 1s
+check "a node restarted without a broker runs its pipeline from its cache" grows "$STACK_DIR/nodes/a/out/ticks.log"
+check "... the cached version 2" bash -c "tail -n 1 '$STACK_DIR/nodes/a/out/ticks.log' | grep -q tock"
 check "broker starts again on the same ports" stack_start_broker
 eventually "the scheduler rebuilt a's retained desired state" 30 retained_desired a
 eventually "the scheduler rebuilt b's retained desired state" 30 retained_desired b

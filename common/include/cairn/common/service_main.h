@@ -33,6 +33,8 @@ Result<std::vector<std::string>> LoadConfig(ConfigSchema& schema, const std::str
 // inherit the mask), and later WaitForStopSignal() returns the signal.
 void BlockStopSignals();
 int WaitForStopSignal();
+// Waits at most `timeout` for SIGINT/SIGTERM; returns the signal, or 0.
+int PollStopSignal(std::chrono::milliseconds timeout);
 // Like WaitForStopSignal, but calls `tick` every `period` while waiting.
 int WaitForStopSignal(std::chrono::milliseconds period, const std::function<void()>& tick);
 

@@ -22,6 +22,7 @@
 #include "cairn/edge/identity.h"
 #include "cairn/edge/pipeline_runtime.h"
 #include "cairn/edge/system_stats.h"
+#include "cairn/v1/edge_cache.pb.h"
 #include "cairn/v1/node.pb.h"
 #include "cairn/v1/pipeline.pb.h"
 
@@ -38,6 +39,11 @@ class Agent {
   Agent(Identity identity, AgentOptions options, MqttClient& mqtt, Clock& clock);
   ~Agent();
 
+  // Starts the pipelines of the desired state cached in the data dir (if
+  // any), so that a node restarted without a link runs what it ran before.
+  // Call before the first connection attempt. Returns true if a cache was
+  // restored; a damaged cache is reported and ignored.
+  bool Restore();
   // Subscribes, publishes the birth and starts the health loop. The client
   // must be connected.
   Status Start();
@@ -60,6 +66,7 @@ class Agent {
   void PublishHealth();
   void HealthLoop();
   void Reconcile();  // under mu_
+  void SaveCache();  // under mu_: desired state + the configs it names
   bool Wanted(const std::string& name, uint32_t version) const;  // under mu_
   void RequestMissingConfigs();  // not under mu_
   void RecordError(const std::string& error);  // under mu_
@@ -80,6 +87,7 @@ class Agent {
   std::map<std::string, v1::PipelineHealth> invalid_;
   std::set<std::string> requested_;  // config topics subscribed to one by one  // pipelines that failed validation
   uint64_t applied_generation_ = 0;
+  std::string saved_cache_;  // last cache written, to skip identical writes
   std::deque<std::string> recent_errors_;
   uint64_t health_seq_ = 0;
   uint32_t reconnects_ = 0;
