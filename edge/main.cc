@@ -3,6 +3,7 @@
 //   cairn-edge run [--data-dir DIR] [--bootstrap-token TOKEN] [--health-interval 10s]
 // The container form `cairn-edge run --bootstrap-token T` (or
 // CAIRN_EDGE_BOOTSTRAP_TOKEN) bootstraps first when the data dir is empty.
+#include <atomic>
 #include <cstdio>
 
 #include "cairn/common/files.h"
@@ -26,8 +27,7 @@ struct Config {
   std::string name;
   std::map<std::string, std::string> labels;
   std::chrono::milliseconds health_interval{10000};
-  std::string log_level = "info";
-  std::string log_file;
+  LogConfig log;
 
   void Bind(ConfigSchema& s) {
     s.String("data-dir", &data_dir, "identity and pipeline state (default /var/lib/cairn-edge)");
@@ -36,15 +36,11 @@ struct Config {
     s.String("name", &name, "node name at bootstrap (default: the host name)");
     s.Map("label", &labels, "label k=v requested at bootstrap");
     s.Duration("health-interval", &health_interval, "health report interval (default 10s)");
-    s.String("log-level", &log_level, "trace|debug|info|warn|error (default info)");
-    s.String("log-file", &log_file, "log to this file instead of stderr");
+    log.Bind(s);
   }
 };
 
-int Fail(const std::string& what) {
-  std::fprintf(stderr, "cairn-edge: %s\n", what.c_str());
-  return 1;
-}
+int Fail(const std::string& what) { return ExitWithError("cairn-edge", what); }
 
 Result<edge::Identity> DoBootstrap(const Config& cfg, const std::string& token) {
   edge::BootstrapOptions o;
@@ -110,9 +106,11 @@ int Run(const Config& cfg) {
   ao.bd_seq = bd_seq;
   edge::Agent agent(*id, ao, *mqtt, SystemClock::Instance());
   mqtt->SetMessageHandler([&](const MqttMessage& m) { agent.OnMessage(m); });
-  bool started = false;
+  // The agent starts after the first connection; the handler serves the
+  // reconnects after it.
+  std::atomic<int> connects{0};
   mqtt->SetConnectionHandler([&](bool up) {
-    if (started) agent.OnConnection(up);
+    if (!up || connects++ > 0) agent.OnConnection(up);
   });
   // What the node ran before a restart runs again at once, link or not.
   agent.Restore();
@@ -137,7 +135,6 @@ int Run(const Config& cfg) {
     return Fail(st.error().message);
   }
   if (auto s = agent.Start(); !s.ok()) return Fail(s.error().message);
-  started = true;
   int sig = WaitForStopSignal();
   spdlog::info("cairn-edge stopping (signal {})", sig);
   agent.Stop();
@@ -164,7 +161,7 @@ int main(int argc, char** argv) {
   auto rest = LoadConfig(schema, "CAIRN_EDGE", args, "usage: cairn-edge " + cmd + " [options]");
   if (!rest.ok()) return Fail(rest.error().message);
   if (!rest->empty()) return Fail("unexpected argument \"" + rest->front() + "\"");
-  if (auto st = InitLogging("edge", cfg.log_level, cfg.log_file); !st.ok()) return Fail(st.error().message);
+  if (auto st = cfg.log.Init("edge"); !st.ok()) return Fail(st.error().message);
 
   if (cmd == "bootstrap") {
     if (cfg.token.empty()) return Fail("bootstrap needs --token TOKEN");

@@ -3,6 +3,7 @@
 //   cairn-registry [run] [--config FILE] [--key value ...]
 //   cairn-registry pki-init --pki-dir DIR --out-dir DIR [--san NAME]...
 //   cairn-registry migrate --database-url URL
+#include <atomic>
 #include <cstdio>
 #include <thread>
 
@@ -18,46 +19,39 @@ namespace {
 using namespace cairn;
 
 struct Config {
-  std::string database_url;
-  std::chrono::milliseconds database_wait{30000};
+  DatabaseConfig database;
   BrokerConfig broker;
   std::string pki_dir = "/var/lib/cairn/pki";
   std::string bootstrap_broker_url;
   std::string node_broker_url;
   int64_t cert_days = 365;
-  std::string log_level = "info";
-  std::string log_file;
+  LogConfig log;
   // pki-init only
   std::string out_dir;
   std::vector<std::string> sans;
 
   void Bind(ConfigSchema& s) {
-    s.String("database-url", &database_url, "PostgreSQL connection URL");
-    s.Duration("database-wait", &database_wait, "how long to retry the first database connection (default 30s)");
+    database.Bind(s);
     broker.Bind(s, "svc:registry");
     s.String("pki-dir", &pki_dir, "directory of the control-plane CA (ca.crt, ca.key)");
     s.String("bootstrap-broker-url", &bootstrap_broker_url,
              "broker URL written into bootstrap tokens (password listener, as nodes reach it)");
     s.String("node-broker-url", &node_broker_url, "broker URL for nodes (mutual-TLS listener)");
     s.Int("cert-days", &cert_days, "validity of node certificates in days (default 365)");
-    s.String("log-level", &log_level, "trace|debug|info|warn|error (default info)");
-    s.String("log-file", &log_file, "log to this file instead of stderr");
+    log.Bind(s);
     s.String("out-dir", &out_dir, "pki-init: where to write broker.crt/broker.key/ca.crt");
     s.List("san", &sans, "pki-init: DNS name or IP of the broker");
   }
 };
 
-int Fail(const std::string& what) {
-  std::fprintf(stderr, "cairn-registry: %s\n", what.c_str());
-  return 1;
-}
+int Fail(const std::string& what) { return ExitWithError("cairn-registry", what); }
 
 int Run(Config& cfg) {
-  if (cfg.database_url.empty()) return Fail("database-url is not set");
+  if (cfg.database.url.empty()) return Fail("database-url is not set");
   auto ca = registry::LoadOrCreateCa(cfg.pki_dir);
   if (!ca.ok()) return Fail(ca.error().message);
-  Db db(cfg.database_url);
-  if (auto st = db.Connect(static_cast<int>(std::max<int64_t>(1, cfg.database_wait.count() / 1000))); !st.ok()) return Fail(st.error().message);
+  Db db(cfg.database.url);
+  if (auto st = db.Connect(cfg.database.WaitSeconds()); !st.ok()) return Fail(st.error().message);
   if (auto st = db.Migrate(SchemaMigrations()); !st.ok()) return Fail("migrations: " + st.error().message);
 
   auto opts = cfg.broker.ToOptions("registry");
@@ -70,8 +64,10 @@ int Run(Config& cfg) {
   ropts.cert_days = static_cast<int>(cfg.cert_days);
   registry::RegistryService service(db, *mqtt, *ca, ropts, SystemClock::Instance(), metrics);
   mqtt->SetMessageHandler([&](const MqttMessage& m) { service.OnMessage(m); });
+  // The first connection is set up below; the handler serves reconnects.
+  std::atomic<int> connects{0};
   mqtt->SetConnectionHandler([&](bool up) {
-    if (up) service.OnConnected();
+    if (up && connects++ > 0) service.OnConnected();
   });
   if (auto st = mqtt->Connect(); !st.ok()) return Fail(st.error().message);
   if (auto st = service.Start(); !st.ok()) return Fail(st.error().message);
@@ -100,7 +96,7 @@ int main(int argc, char** argv) {
                          "usage: cairn-registry [run|pki-init|migrate] [--config FILE] [options]");
   if (!rest.ok()) return Fail(rest.error().message);
   if (!rest->empty()) return Fail("unexpected argument \"" + rest->front() + "\"");
-  if (auto st = InitLogging("registry", cfg.log_level, cfg.log_file); !st.ok()) return Fail(st.error().message);
+  if (auto st = cfg.log.Init("registry"); !st.ok()) return Fail(st.error().message);
 
   if (cmd == "run") return Run(cfg);
   if (cmd == "pki-init") {
@@ -115,8 +111,8 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (cmd == "migrate") {
-    Db db(cfg.database_url);
-    if (auto st = db.Connect(static_cast<int>(std::max<int64_t>(1, cfg.database_wait.count() / 1000))); !st.ok()) return Fail(st.error().message);
+    Db db(cfg.database.url);
+    if (auto st = db.Connect(cfg.database.WaitSeconds()); !st.ok()) return Fail(st.error().message);
     if (auto st = db.Migrate(SchemaMigrations()); !st.ok()) return Fail(st.error().message);
     return 0;
   }

@@ -1,6 +1,7 @@
 // cairn-scheduler: wires config, PostgreSQL, the broker and the scheduler
 // service together.
 //   cairn-scheduler [--config FILE] [--key value ...]
+#include <atomic>
 #include <cstdio>
 
 #include "cairn/common/db.h"
@@ -14,28 +15,21 @@ namespace {
 using namespace cairn;
 
 struct Config {
-  std::string database_url;
-  std::chrono::milliseconds database_wait{30000};
+  DatabaseConfig database;
   BrokerConfig broker;
   std::chrono::milliseconds reconcile_interval{30000};
-  std::string log_level = "info";
-  std::string log_file;
+  LogConfig log;
 
   void Bind(ConfigSchema& s) {
-    s.String("database-url", &database_url, "PostgreSQL connection URL");
-    s.Duration("database-wait", &database_wait, "how long to retry the first database connection (default 30s)");
+    database.Bind(s);
     broker.Bind(s, "svc:scheduler");
     s.Duration("reconcile-interval", &reconcile_interval,
                "full re-evaluation of every workspace, a safety net for missed events (default 30s)");
-    s.String("log-level", &log_level, "trace|debug|info|warn|error (default info)");
-    s.String("log-file", &log_file, "log to this file instead of stderr");
+    log.Bind(s);
   }
 };
 
-int Fail(const std::string& what) {
-  std::fprintf(stderr, "cairn-scheduler: %s\n", what.c_str());
-  return 1;
-}
+int Fail(const std::string& what) { return ExitWithError("cairn-scheduler", what); }
 
 }  // namespace
 
@@ -50,25 +44,25 @@ int main(int argc, char** argv) {
                          "usage: cairn-scheduler [run] [--config FILE] [options]");
   if (!rest.ok()) return Fail(rest.error().message);
   if (!rest->empty()) return Fail("unexpected argument \"" + rest->front() + "\"");
-  if (auto st = InitLogging("scheduler", cfg.log_level, cfg.log_file); !st.ok()) return Fail(st.error().message);
-  if (cfg.database_url.empty()) return Fail("database-url is not set");
+  if (auto st = cfg.log.Init("scheduler"); !st.ok()) return Fail(st.error().message);
+  if (cfg.database.url.empty()) return Fail("database-url is not set");
 
-  Db db(cfg.database_url);
-  if (auto st = db.Connect(static_cast<int>(std::max<int64_t>(1, cfg.database_wait.count() / 1000))); !st.ok()) return Fail(st.error().message);
+  Db db(cfg.database.url);
+  if (auto st = db.Connect(cfg.database.WaitSeconds()); !st.ok()) return Fail(st.error().message);
   if (auto st = db.Migrate(SchemaMigrations()); !st.ok()) return Fail("migrations: " + st.error().message);
   auto opts = cfg.broker.ToOptions("scheduler");
   if (!opts.ok()) return Fail(opts.error().message);
   auto mqtt = MakePahoMqttClient(*opts);
   Metrics metrics;
   scheduler::SchedulerService service(db, *mqtt, SystemClock::Instance(), metrics);
-  bool started = false;
+  // The first connection is set up below; the handler serves reconnects.
+  std::atomic<int> connects{0};
   mqtt->SetMessageHandler([&](const MqttMessage& m) { service.OnMessage(m); });
   mqtt->SetConnectionHandler([&](bool up) {
-    if (up && started) service.OnConnected();
+    if (up && connects++ > 0) service.OnConnected();
   });
   if (auto st = mqtt->Connect(); !st.ok()) return Fail(st.error().message);
   if (auto st = service.Start(); !st.ok()) return Fail(st.error().message);
-  started = true;
   service.OnConnected();
   spdlog::info("cairn-scheduler ready (broker {})", opts->uri);
   auto last = std::chrono::steady_clock::now();

@@ -6,7 +6,10 @@
 #include <cstdlib>
 #include <ctime>
 
+#include <algorithm>
+
 #include "cairn/common/files.h"
+#include "cairn/common/log.h"
 
 namespace cairn {
 
@@ -16,6 +19,27 @@ void BrokerConfig::Bind(ConfigSchema& schema, const std::string& default_usernam
   schema.String("broker-ca-file", &ca_file, "CA certificate that verifies the broker");
   schema.String("broker-username", &username, "broker username (default " + default_username + ")");
   schema.String("broker-password-file", &password_file, "file holding the broker password");
+}
+
+void DatabaseConfig::Bind(ConfigSchema& schema) {
+  schema.String("database-url", &url, "PostgreSQL connection URL");
+  schema.Duration("database-wait", &wait, "how long to retry the first database connection (default 30s)");
+}
+
+int DatabaseConfig::WaitSeconds() const {
+  return static_cast<int>(std::max<int64_t>(1, wait.count() / 1000));
+}
+
+void LogConfig::Bind(ConfigSchema& schema) {
+  schema.String("log-level", &level, "trace|debug|info|warn|error (default info)");
+  schema.String("log-file", &file, "log to this file instead of stderr");
+}
+
+Status LogConfig::Init(const std::string& component) const { return InitLogging(component, level, file); }
+
+int ExitWithError(const char* binary, const std::string& what) {
+  std::fprintf(stderr, "%s: %s\n", binary, what.c_str());
+  return 1;
 }
 
 Result<MqttOptions> BrokerConfig::ToOptions(const std::string& client_prefix) const {

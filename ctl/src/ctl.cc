@@ -288,16 +288,21 @@ Status Ctl::TokenCmd(const std::string& verb, const Args& a) {
   return Error::InvalidArgument("unknown command: token " + verb);
 }
 
+const char* PipelineStateName(v1::PipelineHealth::State state) {
+  switch (state) {
+    case v1::PipelineHealth::RUNNING: return "running";
+    case v1::PipelineHealth::FAILED: return "failed";
+    case v1::PipelineHealth::PENDING: return "pending";
+    default: return "stopped";
+  }
+}
+
 std::string PipelineSummary(const v1::NodeHealth& h) {
   if (h.pipelines_size() == 0) return "-";
   std::string s;
   for (const auto& p : h.pipelines()) {
     if (!s.empty()) s += ",";
-    std::string st = p.state() == v1::PipelineHealth::RUNNING   ? "running"
-                     : p.state() == v1::PipelineHealth::FAILED  ? "failed"
-                     : p.state() == v1::PipelineHealth::PENDING ? "pending"
-                                                                : "stopped";
-    s += p.name() + ":" + st;
+    s += p.name() + ":" + PipelineStateName(p.state());
   }
   return s;
 }
@@ -345,12 +350,7 @@ Status Ctl::NodeCmd(const std::string& verb, const Args& a) {
            << Bytes(h.memory_total_bytes()) << "\ndisk:        " << Bytes(h.disk_used_bytes()) << " / "
            << Bytes(h.disk_total_bytes()) << "\ngeneration:  " << h.applied_generation() << "\npipelines:\n";
       for (const auto& p : h.pipelines()) {
-        out_ << "  " << p.name() << " v" << p.version() << "  " << PipelineSummary([&] {
-          v1::NodeHealth one;
-          *one.add_pipelines() = p;
-          return one;
-        }()).substr(p.name().size() + 1)
-             << "  in=" << p.records_in() << " out=" << p.records_out() << " dropped=" << p.records_dropped()
+        out_ << "  " << p.name() << " v" << p.version() << "  " << PipelineStateName(p.state()) << "  in=" << p.records_in() << " out=" << p.records_out() << " dropped=" << p.records_dropped()
              << (p.last_error().empty() ? "" : "  error: " + p.last_error()) << "\n";
       }
       for (const auto& e : h.recent_errors()) out_ << "recent error: " << e << "\n";

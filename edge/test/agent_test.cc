@@ -20,6 +20,8 @@
 #include "cairn/common/topics.h"
 #include "fake_mqtt_client.h"
 
+#include "test_util.h"
+
 namespace cairn::edge {
 namespace {
 
@@ -34,23 +36,8 @@ constexpr char kWs[] = "ws";
 constexpr char kNode[] = "n1";
 constexpr uint64_t kBdSeq = 7;
 
-// Polls `condition` until it holds or `timeout` passes.
-bool WaitUntil(const std::function<bool()>& condition,
-               std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!condition()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return true;
-}
-
-std::vector<std::string> ReadLines(const fs::path& path) {
-  std::vector<std::string> lines;
-  std::ifstream in(path);
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
-  return lines;
-}
+using testutil::ReadLines;
+using testutil::WaitUntil;
 
 // Size of `path`, 0 if it does not exist.
 uintmax_t FileSize(const fs::path& path) {

@@ -14,6 +14,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "test_util.h"
+
 namespace cairn::edge {
 namespace {
 
@@ -23,23 +25,8 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using State = v1::PipelineHealth;
 
-// Polls `condition` until it holds or `timeout` passes.
-bool WaitUntil(const std::function<bool()>& condition,
-               std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!condition()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return true;
-}
-
-std::vector<std::string> ReadLines(const fs::path& path) {
-  std::vector<std::string> lines;
-  std::ifstream in(path);
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
-  return lines;
-}
+using testutil::ReadLines;
+using testutil::WaitUntil;
 
 void AppendText(const fs::path& path, const std::string& text) {
   std::ofstream out(path, std::ios::app | std::ios::binary);

@@ -14,11 +14,10 @@ constexpr size_t kMaxHealthBytes = 256 * 1024;
 constexpr size_t kMaxStatusBytes = 4 * 1024;
 constexpr char kTokenPrefix[] = "cairn1.";
 
-const char* kNodeColumns =
+const std::string kNodeColumns =
     "workspace, name, state, state_since_ms, created_ms, last_seen_ms, bd_seq,"
     " CASE WHEN health IS NULL THEN '' ELSE encode(health, 'hex') END,"
-    " health_ms, health_interval_s, agent_version, cert_expires_ms,"
-    " COALESCE((SELECT string_agg(key || '=' || value, ',') FROM jsonb_each_text(labels)), '')";
+    " health_ms, health_interval_s, agent_version, cert_expires_ms, " + kLabelsKvSql;
 
 v1::Node NodeFromRow(const pqxx::row& r, int64_t now_ms) {
   v1::Node n;
@@ -428,9 +427,8 @@ Result<v1::TokenList> RegistryService::ListTokens(const v1::ListTokensRequest& r
     auto w = tx.exec_params("SELECT 1 FROM workspaces WHERE name = $1", req.workspace());
     if (w.empty()) return Error::NotFound("workspace \"" + req.workspace() + "\" does not exist");
     for (const auto& r : tx.exec_params(
-             "SELECT id, workspace, description, created_ms, expires_ms, uses_allowed, uses, revoked,"
-             " COALESCE((SELECT string_agg(key || '=' || value, ',') FROM jsonb_each_text(labels)), '')"
-             " FROM bootstrap_tokens WHERE workspace = $1 ORDER BY created_ms",
+             "SELECT id, workspace, description, created_ms, expires_ms, uses_allowed, uses, revoked, " +
+                 kLabelsKvSql + " FROM bootstrap_tokens WHERE workspace = $1 ORDER BY created_ms",
              req.workspace())) {
       auto* t = out.add_tokens();
       t->set_id(r[0].as<std::string>());
@@ -495,9 +493,8 @@ Result<v1::BootstrapResponse> RegistryService::Bootstrap(const v1::BootstrapRequ
   Labels merged;
   auto st = db_.Tx([&](pqxx::work& tx) -> Status {
     auto r = tx.exec_params(
-        "SELECT workspace, secret_sha256, expires_ms, uses_allowed, uses, revoked,"
-        " COALESCE((SELECT string_agg(key || '=' || value, ',') FROM jsonb_each_text(labels)), '')"
-        " FROM bootstrap_tokens WHERE id = $1 FOR UPDATE",
+        "SELECT workspace, secret_sha256, expires_ms, uses_allowed, uses, revoked, " + kLabelsKvSql +
+            " FROM bootstrap_tokens WHERE id = $1 FOR UPDATE",
         payload.id());
     if (r.empty() || !tls::SecureEquals(r[0][1].as<std::string>(), tls::Sha256Hex(payload.secret()))) {
       return Error::Unauthenticated("bootstrap token is not valid");

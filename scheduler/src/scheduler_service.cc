@@ -189,8 +189,7 @@ Result<std::map<std::string, SchedulerService::Change>> SchedulerService::Reconc
     tx.exec_params("SELECT pg_advisory_xact_lock(7310002, hashtext($1))", ws);
     std::map<std::string, v1::DesiredState> want;
     for (const auto& r : tx.exec_params(
-             "SELECT name, COALESCE((SELECT string_agg(key || '=' || value, ',')"
-             " FROM jsonb_each_text(labels)), '') FROM nodes WHERE workspace = $1 AND state <> 'revoked'",
+             "SELECT name, " + kLabelsKvSql + " FROM nodes WHERE workspace = $1 AND state <> 'revoked'",
              ws)) {
       auto& d = want[r[0].as<std::string>()];
       for (auto& [k, v] : ParseLabelsKv(r[1].as<std::string>())) (*d.mutable_labels())[k] = v;

@@ -23,6 +23,8 @@ t_section "workspaces"
 check "workspace create" cairnctl workspace create $WS --description "end to end"
 check_fails "a second create is refused" "already exists" cairnctl workspace create $WS
 check_fails "an invalid name is refused" "workspace" cairnctl workspace create Bad_Name
+check_fails "a wrong password is refused as such" "refused the credentials" \
+  bash -c "echo wrong > '$STACK_DIR/badpw'; cairnctl --password-file '$STACK_DIR/badpw' workspace list"
 check "workspace list shows it" bash -c "cairnctl workspace list | grep -q '^$WS '"
 
 t_section "bootstrap tokens"

@@ -12,6 +12,11 @@
 
 namespace cairn {
 
+// SQL expression yielding the "k=v,k2=v2" form of the jsonb column `labels`
+// (read it back with ParseLabelsKv).
+inline const std::string kLabelsKvSql =
+    "COALESCE((SELECT string_agg(key || '=' || value, ',') FROM jsonb_each_text(labels)), '')";
+
 std::string LabelsToJson(const Labels& labels);      // {"k":"v",...}, JSON-escaped
 Labels ParseLabelsKv(const std::string& kv);          // "k=v,k2=v2" -> map
 std::string TextArrayLiteral(const std::vector<std::string>& items);  // {"a","b"}

@@ -23,6 +23,28 @@ struct BrokerConfig {
   Result<MqttOptions> ToOptions(const std::string& client_prefix) const;
 };
 
+// database-url and database-wait, shared by the services.
+struct DatabaseConfig {
+  std::string url;
+  std::chrono::milliseconds wait{30000};
+
+  void Bind(ConfigSchema& schema);
+  // `wait` in whole seconds, at least 1 (what Db::Connect takes).
+  int WaitSeconds() const;
+};
+
+// log-level and log-file, shared by every binary.
+struct LogConfig {
+  std::string level = "info";
+  std::string file;
+
+  void Bind(ConfigSchema& schema);
+  Status Init(const std::string& component) const;
+};
+
+// Prints "{binary}: {what}" to stderr and returns the exit code 1.
+int ExitWithError(const char* binary, const std::string& what);
+
 // Loads `schema` from --config FILE (if given), then env with `env_prefix`,
 // then the flags. Returns positional args. Prints usage on --help and exits 0.
 Result<std::vector<std::string>> LoadConfig(ConfigSchema& schema, const std::string& env_prefix,
