@@ -267,6 +267,7 @@ class PahoMqttClient final : public MqttClient {
 
   bool IsConnected() const override { return connected_; }
   std::string ClientId() const override { return options_.client_id; }
+  std::string Username() const override { return options_.username; }
 
   void SetMessageHandler(MessageHandler handler) override {
     std::lock_guard lock(mu_);

@@ -88,7 +88,7 @@ bool RpcServer::OnMessage(const MqttMessage& message) {
 }
 
 RpcClient::RpcClient(MqttClient& client)
-    : client_(client), reply_prefix_(topics::ReplyPrefix(client.ClientId())) {}
+    : client_(client), reply_prefix_(topics::ReplyPrefix(client.Username(), client.ClientId())) {}
 
 Status RpcClient::Start() { return client_.Subscribe(reply_prefix_ + "/#", 1); }
 

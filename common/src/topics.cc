@@ -148,7 +148,9 @@ std::string RpcRequest(std::string_view service, std::string_view method) {
 std::string RpcShared(std::string_view service) {
   return Join({"$share", service, kRoot, "rpc", service, "+"});
 }
-std::string ReplyPrefix(std::string_view client_id) { return Join({kRoot, "reply", client_id}); }
+std::string ReplyPrefix(std::string_view principal, std::string_view client_id) {
+  return Join({kRoot, "reply", principal, client_id});
+}
 
 std::optional<NodeTopicParts> ParseNodeTopic(std::string_view topic) {
   auto levels = SplitLevels(topic);

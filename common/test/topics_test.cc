@@ -29,7 +29,7 @@ TEST(TopicScheme, BuildsEveryTopicOfTheV1Tree) {
       {AllEvents(), "cairn/v1/ws/+/events"},
       {RpcRequest("registry", "CreateWorkspace"), "cairn/v1/rpc/registry/CreateWorkspace"},
       {RpcShared("registry"), "$share/registry/cairn/v1/rpc/registry/+"},
-      {ReplyPrefix("ctl-42"), "cairn/v1/reply/ctl-42"},
+      {ReplyPrefix("user:alice", "ctl-42"), "cairn/v1/reply/user:alice/ctl-42"},
   };
   for (const Case& c : cases) EXPECT_EQ(c.got, c.want);
 }

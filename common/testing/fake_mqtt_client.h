@@ -48,6 +48,7 @@ class FakeMqttClient final : public MqttClient {
   void Disconnect() override;
   bool IsConnected() const override;
   std::string ClientId() const override { return client_id_; }
+  std::string Username() const override { return principal_; }
   void SetMessageHandler(MessageHandler handler) override;
   void SetConnectionHandler(ConnectionHandler handler) override;
 

@@ -53,6 +53,9 @@ class MqttClient {
   virtual void Disconnect() = 0;
   virtual bool IsConnected() const = 0;
   virtual std::string ClientId() const = 0;
+  // The MQTT username, i.e. the broker principal ("user:alice",
+  // "node:ws:name"); part of the client's private RPC reply prefix.
+  virtual std::string Username() const = 0;
 
   // Set before Connect().
   virtual void SetMessageHandler(MessageHandler handler) = 0;

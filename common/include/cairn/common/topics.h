@@ -4,7 +4,8 @@
 //   cairn/v1/ws/{ws}/events
 //   cairn/v1/ws/{ws}/data/{stream}
 //   cairn/v1/rpc/{service}/{Method}       requests
-//   cairn/v1/reply/{client-id}/...        responses (private to the client)
+//   cairn/v1/reply/{principal}/{client-id}/...  responses (private to the client;
+//                                         the broker binds the prefix to the principal)
 // Names ({ws}, {node}, {pipeline}, {stream}) are DNS labels: 1-63 of
 // [a-z0-9-], starting and ending with a letter or digit. That rules out the
 // MQTT wildcards and '/', so a name can never widen a topic.
@@ -48,7 +49,9 @@ std::string AllEvents();       // cairn/v1/ws/+/events
 std::string RpcRequest(std::string_view service, std::string_view method);
 // Shared subscription for every method of a service: $share/{service}/cairn/v1/rpc/{service}/+
 std::string RpcShared(std::string_view service);
-std::string ReplyPrefix(std::string_view client_id);  // cairn/v1/reply/{client-id}
+// cairn/v1/reply/{principal}/{client-id}: the broker lets only `principal`
+// connected as `client_id` read it, and only it may name it as a response topic.
+std::string ReplyPrefix(std::string_view principal, std::string_view client_id);
 
 // A parsed node topic.
 struct NodeTopicParts {
