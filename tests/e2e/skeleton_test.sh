@@ -140,13 +140,13 @@ check "a node may publish garbage to its own health topic" \
 eventually "the registry logs and counts it" 5 grep -q "malformed health on cairn/v1/ws/$WS/nodes/n2/health.*so far: 1" "$STACK_DIR/logs/registry.log"
 check "garbage RPC to the registry" mosquitto_pub -V mqttv5 -h localhost -p $AUTH_PORT --cafile "$CAIRN_CA_FILE" \
     -u user:admin -P "$(cat "$CAIRN_PASSWORD_FILE")" -t cairn/v1/rpc/registry/ListNodes -m $'\xff\xff\xff' \
-    -i e2e-garbage -D publish response-topic cairn/v1/reply/e2e-garbage/x -q 1
+    -i e2e-garbage -D publish response-topic cairn/v1/reply/user:admin/e2e-garbage/x -q 1
 eventually "the registry logs and counts the malformed request" 5 \
   grep -q "malformed cairn.v1.ListNodesRequest for ListNodes (invalid requests: " "$STACK_DIR/logs/registry.log"
 check "the registry is still running and answering" bash -c "kill -0 $REG_PID && cairnctl node get n2 >/dev/null"
 check "garbage RPC to the scheduler" mosquitto_pub -V mqttv5 -h localhost -p $AUTH_PORT --cafile "$CAIRN_CA_FILE" \
     -u user:admin -P "$(cat "$CAIRN_PASSWORD_FILE")" -t cairn/v1/rpc/scheduler/ApplyPipeline -m 'not protobuf at all' \
-    -i e2e-garbage -D publish response-topic cairn/v1/reply/e2e-garbage/x -q 1
+    -i e2e-garbage -D publish response-topic cairn/v1/reply/user:admin/e2e-garbage/x -q 1
 eventually "the scheduler logs and counts the malformed request" 5 \
   grep -q "malformed cairn.v1.ApplyPipelineRequest for ApplyPipeline (invalid requests: " "$STACK_DIR/logs/scheduler.log"
 check "the scheduler still answers" cairnctl pipeline list

@@ -60,20 +60,34 @@ stack_as_pg() {
 stack_start_pg() {
   local pgbin; pgbin=$(stack_pg_bin) || return 1
   PG_PORT=${PG_PORT:-$(stack_free_port)}
-  local data="$STACK_DIR/pg/data" sock="$STACK_DIR/pg/sock"
-  mkdir -p "$STACK_DIR/pg" "$sock"
+  local data="$STACK_DIR/pg/data" sock="$STACK_DIR/pg/sock" pwfile="$STACK_DIR/secrets/pg-postgres"
+  mkdir -p "$STACK_DIR/pg" "$sock" "$STACK_DIR/secrets"
+  chmod 700 "$STACK_DIR/secrets"
+  # The cluster's superuser has a password (scram-sha-256 for every
+  # connection, socket included); the services find it in DATABASE_URL.
+  if [[ ! -s "$pwfile" ]]; then
+    (umask 077; stack_new_secret >"$pwfile")
+  fi
+  PGPASSWORD=$(cat "$pwfile")
+  export PGPASSWORD
   if [[ $(id -u) -eq 0 ]]; then chown -R postgres:postgres "$STACK_DIR/pg"; fi
   if [[ ! -f "$data/PG_VERSION" ]]; then
-    stack_as_pg "$pgbin/initdb" -D "$data" -A trust -U postgres --no-sync >"$STACK_DIR/logs/initdb.log" 2>&1 \
-      || { cat "$STACK_DIR/logs/initdb.log" >&2; stack_die "initdb failed"; return 1; }
+    local initpw="$STACK_DIR/pg/initdb.pw"
+    cp "$pwfile" "$initpw"
+    if [[ $(id -u) -eq 0 ]]; then chown postgres: "$initpw"; fi
+    stack_as_pg "$pgbin/initdb" -D "$data" -A scram-sha-256 --pwfile="$initpw" -U postgres --no-sync \
+      >"$STACK_DIR/logs/initdb.log" 2>&1
+    local rc=$?
+    rm -f "$initpw"
+    ((rc == 0)) || { cat "$STACK_DIR/logs/initdb.log" >&2; stack_die "initdb failed"; return 1; }
   fi
   stack_as_pg "$pgbin/pg_ctl" -D "$data" -w -t 30 -l "$STACK_DIR/pg/postgres.log" \
     -o "-p $PG_PORT -k $sock -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null \
     || { tail -20 "$STACK_DIR/pg/postgres.log" >&2; stack_die "PostgreSQL did not start"; return 1; }
-  stack_as_pg "$pgbin/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -qAtc \
+  "$pgbin/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -qAtc \
     "SELECT 1 FROM pg_database WHERE datname='cairn'" | grep -q 1 \
-    || stack_as_pg "$pgbin/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres cairn
-  DATABASE_URL="postgresql://postgres@127.0.0.1:$PG_PORT/cairn"
+    || "$pgbin/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres cairn
+  DATABASE_URL="postgresql://postgres:$PGPASSWORD@127.0.0.1:$PG_PORT/cairn"
 }
 
 # A random password; its SHA-256 goes to the broker's credentials file.
@@ -85,15 +99,18 @@ stack_setup_pki() {
   chmod 700 "$STACK_DIR/pki" "$STACK_DIR/secrets"
   "$BIN_DIR/cairn-registry" pki-init --pki-dir "$STACK_DIR/pki" --out-dir "$STACK_DIR/broker" \
     --san localhost --san 127.0.0.1 >/dev/null || { stack_die "pki-init failed"; return 1; }
+  # Service secrets: random, SHA-256 lines in the broker's static credentials
+  # file. People (user:*) and integrator credentials come from the registry's
+  # access snapshot ($STACK_DIR/broker/access); the first admin's password is
+  # written by the registry to $STACK_DIR/secrets/user-admin on its first start.
   local who
   if [[ ! -f "$STACK_DIR/broker/credentials" ]]; then
     : >"$STACK_DIR/broker/credentials.new"
-    for who in svc:registry svc:scheduler user:admin; do
+    for who in svc:registry svc:scheduler; do
       local secret; secret=$(stack_new_secret)
-      printf '%s' "$secret" >"$STACK_DIR/secrets/${who//:/-}"
+      (umask 077; printf '%s' "$secret" >"$STACK_DIR/secrets/${who//:/-}")
       echo "$who $(stack_sha256 "$secret")" >>"$STACK_DIR/broker/credentials.new"
     done
-    chmod 600 "$STACK_DIR"/secrets/*
     mv "$STACK_DIR/broker/credentials.new" "$STACK_DIR/broker/credentials"
   fi
 }
@@ -107,7 +124,8 @@ stack_start_broker() {
   CAIRN_BROKER_AUTH_PORT=$AUTH_PORT CAIRN_BROKER_NODE_PORT=$NODE_PORT \
   CAIRN_BROKER_CA_FILE="$b/ca.crt" CAIRN_BROKER_CERT_FILE="$b/broker.crt" \
   CAIRN_BROKER_KEY_FILE="$b/broker.key" CAIRN_BROKER_PLUGIN="$b/cairn_mosquitto_plugin.so" \
-  CAIRN_BROKER_CREDENTIALS_FILE="$b/credentials" CAIRN_BROKER_LOG_FILE="$b/mosquitto.log" \
+  CAIRN_BROKER_CREDENTIALS_FILE="$b/credentials" CAIRN_BROKER_ACCESS_FILE="$b/access" \
+  CAIRN_BROKER_LOG_FILE="$b/mosquitto.log" \
     bash "$SRC_DIR/broker-config/render-conf.sh" "$b/mosquitto.conf" || return 1
   # The broker drops to user mosquitto: give it its own copy of the plugin and
   # ownership of its directory.
@@ -121,6 +139,7 @@ stack_start_broker() {
 }
 
 stack_write_service_configs() {
+  (umask 077; : >"$STACK_DIR/registry.yaml"; : >"$STACK_DIR/scheduler.yaml")
   cat >"$STACK_DIR/registry.yaml" <<YAML
 # cairn-registry configuration written by tests/lib/stack.sh
 database-url: "$DATABASE_URL"
@@ -128,6 +147,8 @@ broker-url: "ssl://localhost:$AUTH_PORT"
 broker-ca-file: "$STACK_DIR/broker/ca.crt"
 broker-password-file: "$STACK_DIR/secrets/svc-registry"
 pki-dir: "$STACK_DIR/pki"
+broker-access-file: "$STACK_DIR/broker/access"
+admin-password-file: "$STACK_DIR/secrets/user-admin"
 bootstrap-broker-url: "ssl://localhost:$AUTH_PORT"
 node-broker-url: "ssl://localhost:$NODE_PORT"
 log-file: "$STACK_DIR/logs/registry.log"
