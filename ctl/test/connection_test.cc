@@ -1,0 +1,2 @@
+#include "cairn/ctl/connection.h"
+#include <gtest/gtest.h>
