@@ -88,7 +88,7 @@ Status Ctl::UserCmd(const std::string& verb, const Args& a) {
     if (!r.ok()) return r.error();
     std::string username = r->username().empty() ? policy::UserPrincipal(*name) : r->username();
     if (Json()) {
-      out_ << JsonObject({{"username", username}, {"password", r->password()}}) << "\n";
+      out_ << SecretJson(username, r->password()) << "\n";
     } else {
       out_ << Printable(r->password()) << "\n";
     }
@@ -221,7 +221,7 @@ Status Ctl::CredentialCmd(const std::string& verb, const Args& a) {
     if (!r.ok()) return r.error();
     std::string username = r->username().empty() ? policy::CredentialPrincipal(*ws, a.pos[0]) : r->username();
     if (Json()) {
-      out_ << JsonObject({{"username", username}, {"password", r->password()}}) << "\n";
+      out_ << SecretJson(username, r->password()) << "\n";
     } else {
       out_ << Printable(r->password()) << "\n";
     }

@@ -134,6 +134,10 @@ std::string JsonObject(const std::vector<std::pair<std::string, std::string>>& f
   return out + "}";
 }
 
+std::string SecretJson(const std::string& username, const std::string& password) {
+  return JsonObject({{"username", username}, {"password", password}});
+}
+
 std::string Table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows) {
   std::vector<size_t> width(header.size(), 0);
   std::vector<std::vector<std::string>> cells;

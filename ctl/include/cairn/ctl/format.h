@@ -41,5 +41,9 @@ std::string Bytes(uint64_t n);
 std::string JsonString(std::string_view text);
 // {"k": "v", "k2": "v2"} on one line, keys in the given order.
 std::string JsonObject(const std::vector<std::pair<std::string, std::string>>& fields);
+// What `user create`, `user passwd` and `credential create` print with -o
+// json: {"username": USERNAME, "password": PASSWORD}, the username exactly
+// what an MQTT client passes ("user:alice", "cred:demo:grafana").
+std::string SecretJson(const std::string& username, const std::string& password);
 
 }  // namespace cairn::ctl
