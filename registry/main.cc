@@ -25,6 +25,8 @@ struct Config {
   std::string bootstrap_broker_url;
   std::string node_broker_url;
   int64_t cert_days = 365;
+  std::string broker_access_file;
+  std::string admin_password_file;
   LogConfig log;
   // pki-init only
   std::string out_dir;
@@ -38,6 +40,10 @@ struct Config {
              "broker URL written into bootstrap tokens (password listener, as nodes reach it)");
     s.String("node-broker-url", &node_broker_url, "broker URL for nodes (mutual-TLS listener)");
     s.Int("cert-days", &cert_days, "validity of node certificates in days (default 365)");
+    s.String("broker-access-file", &broker_access_file,
+             "where to write the broker's access snapshot (users, roles, integrator credentials)");
+    s.String("admin-password-file", &admin_password_file,
+             "where to write the first admin's password when there is no user yet (0600)");
     log.Bind(s);
     s.String("out-dir", &out_dir, "pki-init: where to write broker.crt/broker.key/ca.crt");
     s.List("san", &sans, "pki-init: DNS name or IP of the broker");
@@ -62,7 +68,10 @@ int Run(Config& cfg) {
   ropts.bootstrap_broker_url = cfg.bootstrap_broker_url;
   ropts.node_broker_url = cfg.node_broker_url;
   ropts.cert_days = static_cast<int>(cfg.cert_days);
+  ropts.access_file = cfg.broker_access_file;
+  ropts.admin_password_file = cfg.admin_password_file;
   registry::RegistryService service(db, *mqtt, *ca, ropts, SystemClock::Instance(), metrics);
+  if (auto st = service.PrepareAccess(); !st.ok()) return Fail(st.error().message);
   mqtt->SetMessageHandler([&](const MqttMessage& m) { service.OnMessage(m); });
   // The first connection is set up below; the handler serves reconnects.
   std::atomic<int> connects{0};

@@ -110,16 +110,6 @@ TEST_F(RpcFixture, RequestWithTwoStampsIsRefused) {
   EXPECT_EQ(metrics.Get("rpc_unstamped"), 1u);
 }
 
-TEST(RpcAuthorization, OnlyUsersAndServicesAreOperators) {
-  EXPECT_TRUE(IsOperator({"user:alice", "X"}));
-  EXPECT_TRUE(IsOperator({"svc:scheduler", "X"}));
-  EXPECT_FALSE(IsOperator({"", "X"}));
-  EXPECT_FALSE(IsOperator({"bootstrap", "X"}));
-  EXPECT_FALSE(IsOperator({"node:ws:n1", "X"}));
-  EXPECT_EQ(RequireOperator({"node:ws:n1", "DeleteWorkspace"}, "registry").error().code,
-            ErrorCode::kPermissionDenied);
-}
-
 TEST_F(RpcFixture, CallTimesOutWhenNoServiceAnswers) {
   v1::Empty req;
   auto resp = client.Call<v1::Empty>("scheduler", "ListPipelines", req, std::chrono::milliseconds(50));

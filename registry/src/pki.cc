@@ -1,5 +1,14 @@
 #include "cairn/registry/pki.h"
 
+#include <cstdio>
+#include <sys/stat.h>
+
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/crypto.h>
+#include <openssl/pem.h>
+#include <openssl/objects.h>
+#include <openssl/x509.h>
 #include <spdlog/spdlog.h>
 
 #include "cairn/common/files.h"
@@ -10,6 +19,7 @@ Result<tls::CertAuthority> LoadOrCreateCa(const std::string& pki_dir) {
   std::string crt = pki_dir + "/ca.crt";
   std::string key = pki_dir + "/ca.key";
   if (FileExists(crt) && FileExists(key)) {
+    if (auto st = CheckSecretFileModes(key); !st.ok()) return st.error();
     auto c = ReadFile(crt);
     if (!c.ok()) return c.error();
     auto k = ReadFile(key);
@@ -19,12 +29,108 @@ Result<tls::CertAuthority> LoadOrCreateCa(const std::string& pki_dir) {
     return tls::CertAuthority{*c, *k};
   }
   if (auto st = MakeDirs(pki_dir, 0700); !st.ok()) return st.error();
+  // The CA key's directory is private even when it existed before (umask).
+  if (::chmod(pki_dir.c_str(), 0700) != 0) return Error::Internal("cannot chmod 700 " + pki_dir);
   auto ca = tls::CreateCa("Cairn control-plane CA", 3650);
   if (!ca.ok()) return ca.error();
   if (auto st = WriteFileAtomic(key, ca->key_pem, 0600); !st.ok()) return st.error();
   if (auto st = WriteFileAtomic(crt, ca->cert_pem, 0644); !st.ok()) return st.error();
   spdlog::info("created the control-plane CA in {}", pki_dir);
   return *ca;
+}
+
+namespace {
+
+std::string Octal(mode_t mode) {
+  char buf[8];
+  std::snprintf(buf, sizeof(buf), "%04o", static_cast<unsigned>(mode & 07777));
+  return buf;
+}
+
+std::string DirOf(const std::string& path) {
+  auto slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+}  // namespace
+
+Status CheckSecretModes(const std::string& key_path, mode_t key_mode, const std::string& dir_path,
+                        mode_t dir_mode) {
+  if ((key_mode & 077) != 0) {
+    return Error::FailedPrecondition("private key " + key_path + " is readable by others (mode " +
+                                     Octal(key_mode) + "); refusing to use it. Fix: chmod 600 " + key_path);
+  }
+  if ((dir_mode & 07777) != 0700) {
+    return Error::FailedPrecondition("directory " + dir_path + " of private key " + key_path +
+                                     " must be mode 0700 (is " + Octal(dir_mode) +
+                                     "); refusing to use it. Fix: chmod 700 " + dir_path);
+  }
+  return OkStatus();
+}
+
+Status CheckSecretFileModes(const std::string& key_path) {
+  std::string dir = DirOf(key_path);
+  struct stat key_st {};
+  struct stat dir_st {};
+  if (::stat(key_path.c_str(), &key_st) != 0) return Error::FailedPrecondition("cannot stat " + key_path);
+  if (::stat(dir.c_str(), &dir_st) != 0) return Error::FailedPrecondition("cannot stat " + dir);
+  return CheckSecretModes(key_path, key_st.st_mode, dir, dir_st.st_mode);
+}
+
+Result<std::string> CertSerialHex(const std::string& cert_pem) {
+  BIO* bio = BIO_new_mem_buf(cert_pem.data(), static_cast<int>(cert_pem.size()));
+  if (bio == nullptr) return Error::Internal("out of memory");
+  X509* cert = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr);
+  BIO_free(bio);
+  if (cert == nullptr) return Error::InvalidArgument("not a PEM certificate");
+  BIGNUM* bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), nullptr);
+  X509_free(cert);
+  if (bn == nullptr) return Error::InvalidArgument("certificate has no readable serial");
+  char* hex = BN_bn2hex(bn);
+  BN_free(bn);
+  if (hex == nullptr) return Error::Internal("out of memory");
+  std::string out(hex);
+  OPENSSL_free(hex);
+  return out;
+}
+
+Result<std::string> CsrCommonName(const std::string& csr_pem) {
+  BIO* bio = BIO_new_mem_buf(csr_pem.data(), static_cast<int>(csr_pem.size()));
+  if (bio == nullptr) return Error::Internal("out of memory");
+  X509_REQ* req = PEM_read_bio_X509_REQ(bio, nullptr, nullptr, nullptr);
+  BIO_free(bio);
+  if (req == nullptr) return Error::InvalidArgument("not a PEM certificate request");
+  std::string cn;
+  X509_NAME* name = X509_REQ_get_subject_name(req);
+  int idx = name ? X509_NAME_get_index_by_NID(name, NID_commonName, -1) : -1;
+  if (idx >= 0) {
+    ASN1_STRING* data = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, idx));
+    unsigned char* utf8 = nullptr;
+    int len = ASN1_STRING_to_UTF8(&utf8, data);
+    if (len >= 0) cn.assign(reinterpret_cast<char*>(utf8), static_cast<size_t>(len));
+    OPENSSL_free(utf8);
+  }
+  X509_REQ_free(req);
+  if (cn.empty()) return Error::InvalidArgument("certificate request has no subject CN");
+  return cn;
+}
+
+Result<std::string> NormalizeSerial(std::string_view text) {
+  if (text.starts_with("serial=")) text.remove_prefix(7);
+  std::string hex;
+  for (char c : text) {
+    if (c == ':') continue;
+    if (c >= 'a' && c <= 'f') c = static_cast<char>(c - 'a' + 'A');
+    bool ok = (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F');
+    if (!ok) return Error::InvalidArgument("certificate serial must be hexadecimal (as openssl x509 -serial prints it)");
+    if (hex.empty() && c == '0') continue;
+    hex.push_back(c);
+  }
+  if (hex.empty()) return Error::InvalidArgument("certificate serial is empty or zero");
+  if (hex.size() > 40) return Error::InvalidArgument("certificate serial longer than 40 hex digits");
+  return hex;
 }
 
 Status EnsureBrokerCert(const tls::CertAuthority& ca, const std::string& out_dir,

@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include "cairn/common/labels_sql.h"
+#include "cairn/registry/pki.h"
+#include "queries.h"
 #include "cairn/common/events.h"
 #include "cairn/common/selector.h"
 #include "cairn/common/topics.h"
@@ -17,7 +19,7 @@ constexpr char kTokenPrefix[] = "cairn1.";
 const std::string kNodeColumns =
     "workspace, name, state, state_since_ms, created_ms, last_seen_ms, bd_seq,"
     " CASE WHEN health IS NULL THEN '' ELSE encode(health, 'hex') END,"
-    " health_ms, health_interval_s, agent_version, cert_expires_ms, " + kLabelsKvSql;
+    " health_ms, health_interval_s, agent_version, cert_expires_ms, " + kLabelsKvSql + ", cert_serial";
 
 v1::Node NodeFromRow(const pqxx::row& r, int64_t now_ms) {
   v1::Node n;
@@ -34,6 +36,7 @@ v1::Node NodeFromRow(const pqxx::row& r, int64_t now_ms) {
   n.set_agent_version(r[10].as<std::string>());
   n.set_cert_expires_ms(r[11].as<int64_t>());
   for (auto& [k, v] : ParseLabelsKv(r[12].as<std::string>())) (*n.mutable_labels())[k] = v;
+  n.set_cert_serial(r[13].as<std::string>());
   if (!health_hex.empty()) {
     auto raw = tls::HexDecode(health_hex);
     if (raw.ok()) n.mutable_health()->ParseFromString(*raw);
@@ -44,6 +47,25 @@ v1::Node NodeFromRow(const pqxx::row& r, int64_t now_ms) {
   n.set_state(state);
   return n;
 }
+
+constexpr char kDeleteWorkspaceBindings[] = "DELETE FROM role_bindings WHERE workspace = $1";
+constexpr char kDeleteWorkspaceCredentials[] = "DELETE FROM integrator_credentials WHERE workspace = $1";
+constexpr char kInsertCertificate[] =
+    "INSERT INTO node_certificates (serial, workspace, node, issued_ms, expires_ms, issued_by)"
+    " VALUES ($1, $2, $3, $4, $5, $6)";
+
+constexpr char kNodeStateForUpdate[] =
+    "SELECT state FROM nodes WHERE workspace = $1 AND name = $2 FOR UPDATE";
+constexpr char kPrincipalRevoked[] = "SELECT 1 FROM revoked_principals WHERE principal = $1";
+constexpr char kSetNodeCertificate[] =
+    "UPDATE nodes SET cert_sha256 = $3, cert_expires_ms = $4, cert_serial = $5"
+    " WHERE workspace = $1 AND name = $2";
+constexpr char kCertificateInWorkspace[] =
+    "SELECT node FROM node_certificates WHERE serial = $1 AND workspace = $2";
+constexpr char kInsertRevokedSerial[] =
+    "INSERT INTO revoked_serials (serial, workspace, at_ms, reason) VALUES ($1, $2, $3, $4)"
+    " ON CONFLICT DO NOTHING";
+using sql::kInsertAudit;
 
 constexpr char kWorkspaceQuery[] =
     "SELECT w.name, w.description, w.created_ms,"
@@ -72,7 +94,9 @@ RegistryService::RegistryService(Db& db, MqttClient& mqtt, tls::CertAuthority ca
       options_(std::move(options)),
       clock_(clock),
       metrics_(metrics),
-      rpc_(mqtt, "registry", metrics) {
+      rpc_(mqtt, "registry", metrics),
+      access_store_(db),
+      authz_(access_store_, clock, metrics, "registry") {
   auto pin = tls::CertSha256(ca_.cert_pem);
   if (pin.ok()) ca_pin_ = *pin;
 }
@@ -94,6 +118,18 @@ Status RegistryService::Start() {
   CAIRN_RPC(GetNode, GetNodeRequest, Node);
   CAIRN_RPC(LabelNode, LabelNodeRequest, Node);
   CAIRN_RPC(RevokeNode, RevokeNodeRequest, Empty);
+  CAIRN_RPC(RenewCertificate, RenewCertificateRequest, RenewCertificateResponse);
+  CAIRN_RPC(RevokeCertificate, RevokeCertificateRequest, Empty);
+  CAIRN_RPC(CreateUser, CreateUserRequest, CreateUserResponse);
+  CAIRN_RPC(ListUsers, ListUsersRequest, UserList);
+  CAIRN_RPC(DeleteUser, DeleteUserRequest, Empty);
+  CAIRN_RPC(SetPassword, SetPasswordRequest, SetPasswordResponse);
+  CAIRN_RPC(GrantRole, GrantRoleRequest, Empty);
+  CAIRN_RPC(RevokeRole, RevokeRoleRequest, Empty);
+  CAIRN_RPC(WhoAmI, WhoAmIRequest, WhoAmIResponse);
+  CAIRN_RPC(CreateCredential, CreateCredentialRequest, CreateCredentialResponse);
+  CAIRN_RPC(ListCredentials, ListCredentialsRequest, CredentialList);
+  CAIRN_RPC(RevokeCredential, RevokeCredentialRequest, Empty);
 #undef CAIRN_RPC
   if (auto st = rpc_.Start(); !st.ok()) return st;
   if (auto st = mqtt_.Subscribe(topics::AllNodeStatus(), 1); !st.ok()) return st;
@@ -106,6 +142,9 @@ void RegistryService::OnConnected() {
     revoked.clear();
     for (const auto& r : tx.exec("SELECT principal FROM revoked_principals")) {
       revoked.push_back(r[0].as<std::string>());
+    }
+    for (const auto& r : tx.exec("SELECT serial FROM revoked_serials")) {
+      revoked.push_back("serial:" + r[0].as<std::string>());
     }
     return OkStatus();
   });
@@ -222,6 +261,7 @@ void RegistryService::OnHealth(const std::string& ws, const std::string& node,
 }
 
 void RegistryService::Sweep() {
+  RewriteSnapshotIfDue();
   int64_t now = clock_.NowMs();
   std::vector<std::pair<std::string, std::string>> stale;
   auto st = db_.Tx([&](pqxx::work& tx) -> Status {
@@ -249,6 +289,10 @@ void RegistryService::Sweep() {
   }
 }
 
+Result<authz::Caller> RegistryService::Authorize(const CallContext& ctx, const authz::Need& need) {
+  return authz_.Require(ctx.principal, ctx.method, need);
+}
+
 void RegistryService::PublishEvent(v1::WorkspaceEvent event) {
   cairn::PublishEvent(mqtt_, clock_, std::move(event));
 }
@@ -266,7 +310,7 @@ void RegistryService::PublishRevocation(const std::string& principal) {
 
 Result<v1::Workspace> RegistryService::CreateWorkspace(const v1::CreateWorkspaceRequest& req,
                                                        const CallContext& ctx) {
-  if (auto st = RequireOperator(ctx, "registry"); !st.ok()) return st.error();
+  if (auto c = Authorize(ctx, authz::Need::ClusterRole(policy::Role::kAdmin)); !c.ok()) return c.error();
   if (auto st = topics::ValidateName("workspace", req.name()); !st.ok()) return st.error();
   if (req.description().size() > 1024) return Error::InvalidArgument("description longer than 1024 bytes");
   v1::Workspace ws;
@@ -291,11 +335,13 @@ Result<v1::Workspace> RegistryService::CreateWorkspace(const v1::CreateWorkspace
 
 Result<v1::WorkspaceList> RegistryService::ListWorkspaces(const v1::ListWorkspacesRequest&,
                                                           const CallContext& ctx) {
-  if (auto st = RequireOperator(ctx, "registry"); !st.ok()) return st.error();
+  auto caller = Authorize(ctx, authz::Need::AnyUser());
+  if (!caller.ok()) return caller.error();
   v1::WorkspaceList out;
   auto st = db_.Tx([&](pqxx::work& tx) -> Status {
     for (const auto& r : tx.exec(std::string(kWorkspaceQuery) + " ORDER BY w.name")) {
-      *out.add_workspaces() = WorkspaceFromRow(r);
+      // Only the workspaces where the caller has a role.
+      if (caller->Sees(r[0].as<std::string>())) *out.add_workspaces() = WorkspaceFromRow(r);
     }
     return OkStatus();
   });
@@ -305,7 +351,7 @@ Result<v1::WorkspaceList> RegistryService::ListWorkspaces(const v1::ListWorkspac
 
 Result<v1::Workspace> RegistryService::GetWorkspace(const v1::GetWorkspaceRequest& req,
                                                      const CallContext& ctx) {
-  if (auto st = RequireOperator(ctx, "registry"); !st.ok()) return st.error();
+  if (auto c = Authorize(ctx, authz::Need::RoleIn(policy::Role::kViewer, req.name())); !c.ok()) return c.error();
   v1::Workspace w;
   auto st = db_.Tx([&](pqxx::work& tx) -> Status {
     auto r = tx.exec_params(std::string(kWorkspaceQuery) + " WHERE w.name = $1", req.name());
@@ -319,7 +365,7 @@ Result<v1::Workspace> RegistryService::GetWorkspace(const v1::GetWorkspaceReques
 
 Result<v1::Empty> RegistryService::DeleteWorkspace(const v1::DeleteWorkspaceRequest& req,
                                                    const CallContext& ctx) {
-  if (auto st = RequireOperator(ctx, "registry"); !st.ok()) return st.error();
+  if (auto c = Authorize(ctx, authz::Need::RoleIn(policy::Role::kAdmin, req.name())); !c.ok()) return c.error();
   std::vector<std::string> nodes;
   std::vector<std::string> retained;  // topics to clear once the rows are gone
   auto st = db_.Tx([&](pqxx::work& tx) -> Status {
@@ -346,6 +392,10 @@ Result<v1::Empty> RegistryService::DeleteWorkspace(const v1::DeleteWorkspaceRequ
     }
     tx.exec_params("DELETE FROM node_desired WHERE workspace = $1", req.name());
     tx.exec_params("DELETE FROM pipeline_versions WHERE workspace = $1", req.name());
+    // Its role bindings and integrator credentials go with it (the broker
+    // learns it from the access snapshot written below).
+    tx.exec_params(kDeleteWorkspaceBindings, req.name());
+    tx.exec_params(kDeleteWorkspaceCredentials, req.name());
     tx.exec_params("DELETE FROM workspaces WHERE name = $1", req.name());
     tx.exec_params("INSERT INTO audit_log (at_ms, actor, action, workspace, detail) VALUES ($1, $2, 'workspace.delete', $3, $4)",
                    clock_.NowMs(), ctx.principal, req.name(), req.force() ? "force" : "");
@@ -366,6 +416,7 @@ Result<v1::Empty> RegistryService::DeleteWorkspace(const v1::DeleteWorkspaceRequ
     m.retained = true;
     if (auto s = mqtt_.Publish(m); !s.ok()) spdlog::warn("retained {} not cleared: {}", topic, s.error().message);
   }
+  AccessChanged();
   spdlog::info("workspace {} deleted by {} ({} nodes)", req.name(), ctx.principal, nodes.size());
   return v1::Empty();
 }
@@ -374,7 +425,7 @@ Result<v1::Empty> RegistryService::DeleteWorkspace(const v1::DeleteWorkspaceRequ
 
 Result<v1::CreateTokenResponse> RegistryService::CreateToken(const v1::CreateTokenRequest& req,
                                                              const CallContext& ctx) {
-  if (auto st = RequireOperator(ctx, "registry"); !st.ok()) return st.error();
+  if (auto c = Authorize(ctx, authz::Need::RoleIn(policy::Role::kOperator, req.workspace())); !c.ok()) return c.error();
   Labels labels(req.labels().begin(), req.labels().end());
   if (auto st = ValidateLabels(labels); !st.ok()) return st.error();
   if (req.ttl_seconds() > 10ULL * 365 * 24 * 3600) return Error::InvalidArgument("ttl longer than 10 years");
@@ -421,7 +472,7 @@ Result<v1::CreateTokenResponse> RegistryService::CreateToken(const v1::CreateTok
 
 Result<v1::TokenList> RegistryService::ListTokens(const v1::ListTokensRequest& req,
                                                   const CallContext& ctx) {
-  if (auto st = RequireOperator(ctx, "registry"); !st.ok()) return st.error();
+  if (auto c = Authorize(ctx, authz::Need::RoleIn(policy::Role::kViewer, req.workspace())); !c.ok()) return c.error();
   v1::TokenList out;
   auto st = db_.Tx([&](pqxx::work& tx) -> Status {
     auto w = tx.exec_params("SELECT 1 FROM workspaces WHERE name = $1", req.workspace());
@@ -449,7 +500,7 @@ Result<v1::TokenList> RegistryService::ListTokens(const v1::ListTokensRequest& r
 
 Result<v1::Empty> RegistryService::RevokeToken(const v1::RevokeTokenRequest& req,
                                                const CallContext& ctx) {
-  if (auto st = RequireOperator(ctx, "registry"); !st.ok()) return st.error();
+  if (auto c = Authorize(ctx, authz::Need::RoleIn(policy::Role::kOperator, req.workspace())); !c.ok()) return c.error();
   auto st = db_.Tx([&](pqxx::work& tx) -> Status {
     auto r = tx.exec_params(
         "UPDATE bootstrap_tokens SET revoked = true WHERE workspace = $1 AND id = $2 RETURNING id",
@@ -470,9 +521,7 @@ Result<v1::Empty> RegistryService::RevokeToken(const v1::RevokeTokenRequest& req
 
 Result<v1::BootstrapResponse> RegistryService::Bootstrap(const v1::BootstrapRequest& req,
                                                          const CallContext& ctx) {
-  if (ctx.principal != "bootstrap" && !IsOperator(ctx)) {
-    return Error::PermissionDenied(ctx.principal + " may not bootstrap");
-  }
+  if (auto c = Authorize(ctx, authz::Need::Bootstrap()); !c.ok()) return c.error();
   const std::string& token = req.token();
   if (token.rfind(kTokenPrefix, 0) != 0 || token.size() > 4096) {
     return Error::Unauthenticated("bootstrap token is malformed");
@@ -536,11 +585,16 @@ Result<v1::BootstrapResponse> RegistryService::Bootstrap(const v1::BootstrapRequ
     if (!cert.ok()) return Error::InvalidArgument("CSR rejected: " + cert.error().message);
     auto fp = tls::CertSha256(*cert);
     auto not_after = tls::CertNotAfterMs(*cert);
+    auto serial = CertSerialHex(*cert);
+    if (!serial.ok()) return Error::Internal("signed certificate has no serial: " + serial.error().message);
     tx.exec_params(
         "INSERT INTO nodes (workspace, name, labels, state, state_since_ms, created_ms,"
-        " agent_version, cert_sha256, cert_expires_ms) VALUES ($1, $2, $3::jsonb, 'new', $4, $4, $5, $6, $7)",
+        " agent_version, cert_sha256, cert_expires_ms, cert_serial)"
+        " VALUES ($1, $2, $3::jsonb, 'new', $4, $4, $5, $6, $7, $8)",
         ws, req.node_name(), LabelsToJson(merged), now, req.agent_version(),
-        fp.ok() ? tls::HexEncode(*fp) : "", not_after.ok() ? *not_after : 0);
+        fp.ok() ? tls::HexEncode(*fp) : "", not_after.ok() ? *not_after : 0, *serial);
+    tx.exec_params(kInsertCertificate, *serial, ws, req.node_name(), now, not_after.ok() ? *not_after : 0,
+                   "bootstrap token " + payload.id());
     tx.exec_params("UPDATE bootstrap_tokens SET uses = uses + 1 WHERE id = $1", payload.id());
     tx.exec_params("INSERT INTO audit_log (at_ms, actor, action, workspace, target, detail) VALUES ($1, $2, 'node.bootstrap', $3, $4, $5)",
                    now, ctx.principal, ws, req.node_name(), "token " + payload.id());
@@ -572,7 +626,7 @@ Result<v1::BootstrapResponse> RegistryService::Bootstrap(const v1::BootstrapRequ
 
 Result<v1::NodeList> RegistryService::ListNodes(const v1::ListNodesRequest& req,
                                                 const CallContext& ctx) {
-  if (auto st = RequireOperator(ctx, "registry"); !st.ok()) return st.error();
+  if (auto c = Authorize(ctx, authz::Need::RoleIn(policy::Role::kViewer, req.workspace())); !c.ok()) return c.error();
   auto sel = Selector::Parse(req.selector());
   if (!sel.ok()) return sel.error();
   std::vector<std::string> params{req.workspace()};
@@ -593,7 +647,7 @@ Result<v1::NodeList> RegistryService::ListNodes(const v1::ListNodesRequest& req,
 }
 
 Result<v1::Node> RegistryService::GetNode(const v1::GetNodeRequest& req, const CallContext& ctx) {
-  if (auto st = RequireOperator(ctx, "registry"); !st.ok()) return st.error();
+  if (auto c = Authorize(ctx, authz::Need::RoleIn(policy::Role::kViewer, req.workspace())); !c.ok()) return c.error();
   v1::Node node;
   int64_t now = clock_.NowMs();
   auto st = db_.Tx([&](pqxx::work& tx) -> Status {
@@ -613,7 +667,7 @@ Result<v1::Node> RegistryService::GetNode(const v1::GetNodeRequest& req, const C
 
 Result<v1::Node> RegistryService::LabelNode(const v1::LabelNodeRequest& req,
                                             const CallContext& ctx) {
-  if (auto st = RequireOperator(ctx, "registry"); !st.ok()) return st.error();
+  if (auto c = Authorize(ctx, authz::Need::RoleIn(policy::Role::kOperator, req.workspace())); !c.ok()) return c.error();
   Labels set(req.set().begin(), req.set().end());
   if (auto st = ValidateLabels(set); !st.ok()) return st.error();
   std::vector<std::string> remove(req.remove().begin(), req.remove().end());
@@ -651,7 +705,7 @@ Result<v1::Node> RegistryService::LabelNode(const v1::LabelNodeRequest& req,
 
 Result<v1::Empty> RegistryService::RevokeNode(const v1::RevokeNodeRequest& req,
                                               const CallContext& ctx) {
-  if (auto st = RequireOperator(ctx, "registry"); !st.ok()) return st.error();
+  if (auto c = Authorize(ctx, authz::Need::RoleIn(policy::Role::kOperator, req.workspace())); !c.ok()) return c.error();
   int64_t now = clock_.NowMs();
   auto st = db_.Tx([&](pqxx::work& tx) -> Status {
     auto r = tx.exec_params(
@@ -679,6 +733,86 @@ Result<v1::Empty> RegistryService::RevokeNode(const v1::RevokeNodeRequest& req,
   ev.set_state("revoked");
   PublishEvent(std::move(ev));
   spdlog::info("node {}/{} revoked by {}", req.workspace(), req.name(), ctx.principal);
+  return v1::Empty();
+}
+
+// ---- certificates
+
+Result<v1::RenewCertificateResponse> RegistryService::RenewCertificate(
+    const v1::RenewCertificateRequest& req, const CallContext& ctx) {
+  auto caller = Authorize(ctx, authz::Need::Node());
+  if (!caller.ok()) return caller.error();
+  const std::string ws = caller->who.ws;
+  const std::string node = caller->who.name;
+  if (req.csr_pem().size() > 16 * 1024) return Error::InvalidArgument("CSR too large");
+  auto cn = CsrCommonName(req.csr_pem());
+  if (!cn.ok()) return Error::InvalidArgument("CSR rejected: " + cn.error().message);
+  if (*cn != ctx.principal) {
+    metrics_.Add("renewal_refused");
+    return Error::PermissionDenied("CSR asks for \"" + *cn + "\" but the caller is " + ctx.principal +
+                                   "; a node renews only its own certificate");
+  }
+  int64_t now = clock_.NowMs();
+  v1::RenewCertificateResponse resp;
+  std::string serial;
+  auto st = db_.Tx([&](pqxx::work& tx) -> Status {
+    auto r = tx.exec_params(kNodeStateForUpdate, ws, node);
+    if (r.empty()) {
+      return Error::NotFound("node \"" + node + "\" does not exist in workspace \"" + ws + "\"");
+    }
+    auto revoked = tx.exec_params(kPrincipalRevoked, ctx.principal);
+    if (r[0][0].as<std::string>() == "revoked" || !revoked.empty()) {
+      return Error::PermissionDenied("node " + ctx.principal +
+                                     " is revoked; bootstrap again with a new token and another name");
+    }
+    auto cert = tls::SignClientCsr(ca_, req.csr_pem(), ctx.principal, options_.cert_days);
+    if (!cert.ok()) return Error::InvalidArgument("CSR rejected: " + cert.error().message);
+    auto fp = tls::CertSha256(*cert);
+    auto not_after = tls::CertNotAfterMs(*cert);
+    auto sn = CertSerialHex(*cert);
+    if (!fp.ok() || !not_after.ok() || !sn.ok()) return Error::Internal("cannot read the new certificate");
+    serial = *sn;
+    tx.exec_params(kSetNodeCertificate, ws, node, tls::HexEncode(*fp), *not_after, serial);
+    tx.exec_params(kInsertCertificate, serial, ws, node, now, *not_after, "renewal");
+    tx.exec_params(kInsertAudit, now, ctx.principal, "node.renew-certificate", ws, node, "serial " + serial);
+    resp.set_certificate_pem(*cert);
+    resp.set_expires_ms(*not_after);
+    return OkStatus();
+  });
+  if (!st.ok()) {
+    auto n = metrics_.Add("renewal_refused");
+    spdlog::warn("certificate renewal of {} refused: {} (refused so far: {})", ctx.principal, st.error().message, n);
+    return st.error();
+  }
+  resp.set_ca_pem(ca_.cert_pem);
+  spdlog::info("node {}/{} renewed its certificate (serial {})", ws, node, serial);
+  return resp;
+}
+
+Result<v1::Empty> RegistryService::RevokeCertificate(const v1::RevokeCertificateRequest& req,
+                                                     const CallContext& ctx) {
+  if (auto c = Authorize(ctx, authz::Need::RoleIn(policy::Role::kOperator, req.workspace())); !c.ok()) {
+    return c.error();
+  }
+  auto serial = NormalizeSerial(req.serial());
+  if (!serial.ok()) return serial.error();
+  int64_t now = clock_.NowMs();
+  std::string node;
+  auto st = db_.Tx([&](pqxx::work& tx) -> Status {
+    auto r = tx.exec_params(kCertificateInWorkspace, *serial, req.workspace());
+    if (r.empty()) {
+      return Error::NotFound("no certificate with serial " + *serial + " was issued in workspace \"" +
+                             req.workspace() + "\"");
+    }
+    node = r[0][0].as<std::string>();
+    tx.exec_params(kInsertRevokedSerial, *serial, req.workspace(), now, "revoked by " + ctx.principal);
+    tx.exec_params(kInsertAudit, now, ctx.principal, "certificate.revoke", req.workspace(), node,
+                   "serial " + *serial);
+    return OkStatus();
+  });
+  if (!st.ok()) return st.error();
+  PublishRevocation("serial:" + *serial);
+  spdlog::info("certificate {} of node {}/{} revoked by {}", *serial, req.workspace(), node, ctx.principal);
   return v1::Empty();
 }
 

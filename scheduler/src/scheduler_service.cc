@@ -83,7 +83,19 @@ v1::PipelineConfig ConfigOf(const v1::Pipeline& p) {
 }  // namespace
 
 SchedulerService::SchedulerService(Db& db, MqttClient& mqtt, Clock& clock, Metrics& metrics)
-    : db_(db), mqtt_(mqtt), clock_(clock), metrics_(metrics), rpc_(mqtt, "scheduler", metrics) {}
+    : db_(db),
+      mqtt_(mqtt),
+      clock_(clock),
+      metrics_(metrics),
+      rpc_(mqtt, "scheduler", metrics),
+      access_store_(db),
+      authz_(access_store_, clock, metrics, "scheduler") {}
+
+Status SchedulerService::Authorize(const CallContext& ctx, const authz::Need& need) {
+  auto caller = authz_.Require(ctx.principal, ctx.method, need);
+  if (!caller.ok()) return caller.error();
+  return OkStatus();
+}
 
 Status SchedulerService::Start() {
 #define CAIRN_RPC(Name, Method, Req, Resp)                                               \
@@ -294,7 +306,11 @@ void SchedulerService::PublishEvent(v1::WorkspaceEvent event) {
 
 Result<v1::ApplyPipelineResponse> SchedulerService::ApplyPipeline(const v1::ApplyPipelineRequest& req,
                                                                   const CallContext& ctx) {
-  if (auto st = RequireOperator(ctx, "scheduler"); !st.ok()) return st.error();
+  // A dry run changes nothing: a viewer may see what would change.
+  auto need_role = req.dry_run() ? policy::Role::kViewer : policy::Role::kOperator;
+  if (auto st = Authorize(ctx, authz::Need::RoleIn(need_role, req.pipeline().workspace())); !st.ok()) {
+    return st.error();
+  }
   std::lock_guard lock(mu_);
   v1::Pipeline p = req.pipeline();
   if (auto st = topics::ValidateName("pipeline", p.name()); !st.ok()) return st.error();
@@ -383,7 +399,9 @@ Result<v1::ApplyPipelineResponse> SchedulerService::ApplyPipeline(const v1::Appl
 
 Result<v1::PipelineList> SchedulerService::ListPipelines(const v1::ListPipelinesRequest& req,
                                                          const CallContext& ctx) {
-  if (auto st = RequireOperator(ctx, "scheduler"); !st.ok()) return st.error();
+  if (auto st = Authorize(ctx, authz::Need::RoleIn(policy::Role::kViewer, req.workspace())); !st.ok()) {
+    return st.error();
+  }
   v1::PipelineList out;
   auto st = db_.Tx([&](pqxx::work& tx) -> Status {
     if (auto s = WorkspaceExists(tx, req.workspace()); !s.ok()) return s;
@@ -400,15 +418,20 @@ Result<v1::PipelineList> SchedulerService::ListPipelines(const v1::ListPipelines
 
 Result<v1::Pipeline> SchedulerService::GetPipeline(const v1::GetPipelineRequest& req,
                                                    const CallContext& ctx) {
-  if (auto st = RequireOperator(ctx, "scheduler"); !st.ok()) return st.error();
+  if (auto st = Authorize(ctx, authz::Need::RoleIn(policy::Role::kViewer, req.workspace())); !st.ok()) {
+    return st.error();
+  }
+  return LoadPipeline(req.workspace(), req.name());
+}
+
+Result<v1::Pipeline> SchedulerService::LoadPipeline(const std::string& ws, const std::string& name) {
   v1::Pipeline p;
   auto st = db_.Tx([&](pqxx::work& tx) -> Status {
     auto r = tx.exec_params(std::string("SELECT ") + kPipelineColumns +
                                 " FROM pipelines WHERE workspace = $1 AND name = $2",
-                            req.workspace(), req.name());
+                            ws, name);
     if (r.empty()) {
-      return Error::NotFound("pipeline \"" + req.name() + "\" does not exist in workspace \"" +
-                             req.workspace() + "\"");
+      return Error::NotFound("pipeline \"" + name + "\" does not exist in workspace \"" + ws + "\"");
     }
     p = PipelineFromRow(r[0]);
     return OkStatus();
@@ -419,7 +442,9 @@ Result<v1::Pipeline> SchedulerService::GetPipeline(const v1::GetPipelineRequest&
 
 Result<v1::Empty> SchedulerService::DeletePipeline(const v1::DeletePipelineRequest& req,
                                                    const CallContext& ctx) {
-  if (auto st = RequireOperator(ctx, "scheduler"); !st.ok()) return st.error();
+  if (auto st = Authorize(ctx, authz::Need::RoleIn(policy::Role::kOperator, req.workspace())); !st.ok()) {
+    return st.error();
+  }
   std::lock_guard lock(mu_);
   uint32_t version = 0;
   auto st = db_.Tx([&](pqxx::work& tx) -> Status {
@@ -451,7 +476,10 @@ Result<v1::Empty> SchedulerService::DeletePipeline(const v1::DeletePipelineReque
 
 Result<v1::PipelineStatus> SchedulerService::GetPipelineStatus(const v1::GetPipelineRequest& req,
                                                                const CallContext& ctx) {
-  auto p = GetPipeline(req, ctx);
+  if (auto st = Authorize(ctx, authz::Need::RoleIn(policy::Role::kViewer, req.workspace())); !st.ok()) {
+    return st.error();
+  }
+  auto p = LoadPipeline(req.workspace(), req.name());
   if (!p.ok()) return p.error();
   v1::PipelineStatus out;
   out.set_name(p->name());

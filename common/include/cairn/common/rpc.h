@@ -6,7 +6,8 @@
 //
 // The caller's identity is the `cairn-principal` user property that the
 // broker plugin stamps on every message (and refuses from clients); a service
-// trusts nothing else.
+// trusts nothing else; what each principal may call is decided by
+// cairn/common/authz.h.
 // Thread-safety: RpcClient::Call may be called from any thread concurrently.
 // RpcServer handlers run on the MQTT dispatcher thread.
 #pragma once
@@ -37,17 +38,6 @@ struct CallContext {
   std::string principal;  // stamped by the broker plugin, never empty
   std::string method;
 };
-
-// Operators and services may call management RPCs. The principal comes from
-// the broker plugin (RpcServer refuses requests without exactly one stamp).
-inline bool IsOperator(const CallContext& ctx) {
-  return ctx.principal.rfind("user:", 0) == 0 || ctx.principal.rfind("svc:", 0) == 0;
-}
-
-inline Status RequireOperator(const CallContext& ctx, const std::string& service) {
-  if (IsOperator(ctx)) return OkStatus();
-  return Error::PermissionDenied(ctx.principal + " may not call " + service + "." + ctx.method);
-}
 
 class RpcServer {
  public:

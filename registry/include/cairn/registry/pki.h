@@ -1,9 +1,12 @@
 // The control-plane CA, kept by the registry in its PKI directory
-// (ca.crt, ca.key 0600), created on first start.
+// (ca.crt, ca.key 0600, the directory 0700), created on first start; the
+// registry refuses to load a key that others could read.
 // Thread-safety: functions are thread-safe; the returned CA is a value.
 #pragma once
 
 #include <string>
+#include <string_view>
+#include <sys/types.h>
 #include <vector>
 
 #include "cairn/common/result.h"
@@ -11,7 +14,30 @@
 
 namespace cairn::registry {
 
+// Loads {pki_dir}/ca.crt and ca.key (checking their modes, see
+// CheckSecretModes), or creates them (key 0600, directory 0700).
 Result<tls::CertAuthority> LoadOrCreateCa(const std::string& pki_dir);
+
+// The rule for a private key on disk: the key may be read by its owner only
+// (no group or other permission bits) and its directory must be 0700.
+// FailedPrecondition naming the file, its mode and the chmod that fixes it.
+Status CheckSecretModes(const std::string& key_path, mode_t key_mode, const std::string& dir_path,
+                        mode_t dir_mode);
+// The same for the files on disk (stat).
+Status CheckSecretFileModes(const std::string& key_path);
+
+// The certificate's serial number in upper-case hex without leading zeros
+// (OpenSSL BN_bn2hex; the form of "serial:<HEX>" revocations).
+Result<std::string> CertSerialHex(const std::string& cert_pem);
+
+// The subject CN a CSR asks for (the registry never copies it into a
+// certificate; RenewCertificate compares it with the caller).
+Result<std::string> CsrCommonName(const std::string& csr_pem);
+
+// A serial as a user may type it ("0a:1b", "serial=0A1B", "a1b") in the
+// canonical form: upper-case hex, no separators, no leading zeros.
+// InvalidArgument when it is empty, not hex or longer than 40 hex digits.
+Result<std::string> NormalizeSerial(std::string_view text);
 
 // Writes {out_dir}/broker.key and {out_dir}/broker.crt (the server
 // certificate followed by the CA certificate, so that nodes can pin the CA

@@ -2,7 +2,10 @@
 // PostgreSQL, per-node retained desired state and per-workspace retained
 // pipeline configs. Re-evaluates a workspace when a node joins, changes
 // labels, leaves or is revoked (WorkspaceEvents from the registry), and
-// rebuilds every retained message from PostgreSQL on (re)connect.
+// rebuilds every retained message from PostgreSQL on (re)connect. Every RPC
+// is authorised by authz::Authorizer (role bindings read through the
+// registry's read-only view access_bindings): viewer for reads and dry runs,
+// operator for applying and deleting pipelines.
 // Thread-safety: all entry points serialise on one mutex.
 #pragma once
 
@@ -11,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "cairn/common/authz.h"
 #include "cairn/common/clock.h"
 #include "cairn/common/db.h"
 #include "cairn/common/metrics.h"
@@ -50,12 +54,16 @@ class SchedulerService {
   void PublishConfig(const v1::PipelineConfig& config);
   void ClearRetained(const std::string& topic);
   void PublishEvent(v1::WorkspaceEvent event);
+  Status Authorize(const CallContext& ctx, const authz::Need& need);
+  Result<v1::Pipeline> LoadPipeline(const std::string& ws, const std::string& name);
 
   Db& db_;
   MqttClient& mqtt_;
   Clock& clock_;
   Metrics& metrics_;
   RpcServer rpc_;
+  authz::PgAccessStore access_store_;
+  authz::Authorizer authz_;
   std::recursive_mutex mu_;
 };
 
