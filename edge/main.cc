@@ -84,8 +84,10 @@ int Run(const Config& cfg) {
   uint64_t bd_seq = NextBdSeq(cfg.data_dir);
   MqttOptions mo;
   mo.uri = id->broker_url;
-  // The broker plugin requires a node's client id to be its principal.
+  // The broker plugin accepts a certificate login only when the certificate's
+  // CN, the username and the client id are all the node's principal.
   mo.client_id = topics::NodePrincipal(id->workspace, id->node);
+  mo.username = mo.client_id;
   mo.ca_file = id->ca_file();
   mo.cert_file = id->cert_file();
   mo.key_file = id->key_file();
