@@ -1,10 +1,12 @@
 // cairn-edge: the node daemon.
-//   cairn-edge bootstrap --token TOKEN [--name NAME] [--label k=v]... [--data-dir DIR]
-//   cairn-edge run [--data-dir DIR] [--bootstrap-token TOKEN] [--health-interval 10s]
-// The container form `cairn-edge run --bootstrap-token T` (or
-// CAIRN_EDGE_BOOTSTRAP_TOKEN) bootstraps first when the data dir is empty.
+//   cairn-edge bootstrap [--bootstrap-token-file FILE] [--name NAME] [--label k=v]... [--data-dir DIR]
+//   cairn-edge run [--data-dir DIR] [--bootstrap-token-file FILE] [--health-interval 10s]
+// The bootstrap token comes preferably from a file or CAIRN_EDGE_BOOTSTRAP_TOKEN
+// (see bootstrap_token.h); --token / --bootstrap-token still work but warn.
+// `cairn-edge run` bootstraps first when the data dir holds no identity.
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 
 #include "cairn/common/files.h"
 #include "cairn/common/log.h"
@@ -12,6 +14,7 @@
 #include "cairn/common/service_main.h"
 #include "cairn/common/topics.h"
 #include "cairn/edge/agent.h"
+#include "cairn/edge/bootstrap_token.h"
 #include "cairn/edge/identity.h"
 
 namespace {
@@ -22,8 +25,9 @@ constexpr char kVersion[] = "0.1.0";
 
 struct Config {
   std::string data_dir = "/var/lib/cairn-edge";
-  std::string token;            // bootstrap --token
-  std::string bootstrap_token;  // run --bootstrap-token / CAIRN_EDGE_BOOTSTRAP_TOKEN
+  std::string token;                 // --token (visible in ps: prefer the file or env)
+  std::string bootstrap_token;       // --bootstrap-token / CAIRN_EDGE_BOOTSTRAP_TOKEN
+  std::string bootstrap_token_file;  // --bootstrap-token-file FILE
   std::string name;
   std::map<std::string, std::string> labels;
   std::chrono::milliseconds health_interval{10000};
@@ -31,8 +35,10 @@ struct Config {
 
   void Bind(ConfigSchema& s) {
     s.String("data-dir", &data_dir, "identity and pipeline state (default /var/lib/cairn-edge)");
-    s.String("token", &token, "bootstrap: the one-time bootstrap token");
-    s.String("bootstrap-token", &bootstrap_token, "run: bootstrap with this token first if the data dir is empty");
+    s.String("bootstrap-token-file", &bootstrap_token_file,
+             "file holding the bootstrap token (preferred; or env CAIRN_EDGE_BOOTSTRAP_TOKEN)");
+    s.String("token", &token, "the bootstrap token on the command line (visible to other users via ps)");
+    s.String("bootstrap-token", &bootstrap_token, "same as --token");
     s.String("name", &name, "node name at bootstrap (default: the host name)");
     s.Map("label", &labels, "label k=v requested at bootstrap");
     s.Duration("health-interval", &health_interval, "health report interval (default 10s)");
@@ -41,6 +47,37 @@ struct Config {
 };
 
 int Fail(const std::string& what) { return ExitWithError("cairn-edge", what); }
+
+constexpr char kUsage[] =
+    "usage: cairn-edge bootstrap [--bootstrap-token-file FILE] [--name NAME] [--label k=v]... [--data-dir DIR]\n"
+    "       cairn-edge run [--data-dir DIR] [--bootstrap-token-file FILE] [--health-interval 10s]\n"
+    "\n"
+    "The bootstrap token: give it in a file (--bootstrap-token-file FILE, mode 0600) or in the\n"
+    "environment (CAIRN_EDGE_BOOTSTRAP_TOKEN=TOKEN). --token TOKEN / --bootstrap-token TOKEN still\n"
+    "work but print a warning: the command line is visible to every user of the machine (ps).\n"
+    "`run` bootstraps first when the data dir holds no identity.\n"
+    "\n"
+    "Exit codes: 0 stopped by a signal; 1 bad configuration or failed start;\n"
+    "78 the identity is no longer usable (certificate revoked or expired): bootstrap again\n"
+    "with a new token (see the log for the exact command).\n"
+    "Options can also come from --config FILE (YAML) or env CAIRN_EDGE_<KEY>.\n";
+
+// The bootstrap token by preference (file, env, argv, config file); logs the
+// warnings (a token in argv is visible to other users).
+Result<std::string> BootstrapToken(const Config& cfg, const std::vector<std::string>& args) {
+  edge::TokenInputs in;
+  in.file = cfg.bootstrap_token_file;
+  for (const char* name : {"CAIRN_EDGE_BOOTSTRAP_TOKEN", "CAIRN_EDGE_TOKEN"}) {
+    const char* v = std::getenv(name);
+    if (in.env.empty() && v != nullptr) in.env = v;
+  }
+  in.argv = edge::TokenOnCommandLine(args);
+  in.config = cfg.bootstrap_token.empty() ? cfg.token : cfg.bootstrap_token;
+  auto chosen = edge::ChooseBootstrapToken(in);
+  if (!chosen.ok()) return chosen.error();
+  for (const auto& w : chosen->warnings) spdlog::warn("{}", w);
+  return chosen->token;
+}
 
 Result<edge::Identity> DoBootstrap(const Config& cfg, const std::string& token) {
   edge::BootstrapOptions o;
@@ -68,14 +105,15 @@ uint64_t NextBdSeq(const std::string& data_dir) {
   return seq;
 }
 
-int Run(const Config& cfg) {
+int Run(const Config& cfg, const std::string& token) {
   if (cfg.health_interval < std::chrono::milliseconds(100)) return Fail("health-interval must be at least 100ms");
   if (!edge::HasIdentity(cfg.data_dir)) {
-    if (cfg.bootstrap_token.empty()) {
+    if (token.empty()) {
       return Fail("no identity in " + cfg.data_dir +
-                  "; run `cairn-edge bootstrap --token TOKEN` or pass --bootstrap-token");
+                  "; bootstrap first (cairn-edge bootstrap --bootstrap-token-file FILE --data-dir " + cfg.data_dir +
+                  ") or give run a token (CAIRN_EDGE_BOOTSTRAP_TOKEN or --bootstrap-token-file FILE)");
     }
-    auto id = DoBootstrap(cfg, cfg.bootstrap_token);
+    auto id = DoBootstrap(cfg, token);
     if (!id.ok()) return Fail("bootstrap failed: " + id.error().message);
   }
   auto id = edge::LoadIdentity(cfg.data_dir);
@@ -149,10 +187,7 @@ int main(int argc, char** argv) {
   BlockStopSignals();
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "--help" || args[0] == "-h") {
-    std::printf(
-        "usage: cairn-edge bootstrap --token TOKEN [--name NAME] [--label k=v]... [--data-dir DIR]\n"
-        "       cairn-edge run [--data-dir DIR] [--bootstrap-token TOKEN] [--health-interval 10s]\n"
-        "Options can also come from --config FILE (YAML) or env CAIRN_EDGE_<KEY>.\n");
+    std::fputs(kUsage, stdout);
     return args.empty() ? 2 : 0;
   }
   std::string cmd = args[0];
@@ -160,19 +195,23 @@ int main(int argc, char** argv) {
   Config cfg;
   ConfigSchema schema;
   cfg.Bind(schema);
-  auto rest = LoadConfig(schema, "CAIRN_EDGE", args, "usage: cairn-edge " + cmd + " [options]");
+  auto rest = LoadConfig(schema, "CAIRN_EDGE", args, kUsage);
   if (!rest.ok()) return Fail(rest.error().message);
   if (!rest->empty()) return Fail("unexpected argument \"" + rest->front() + "\"");
   if (auto st = cfg.log.Init("edge"); !st.ok()) return Fail(st.error().message);
 
+  auto token = BootstrapToken(cfg, args);
+  if (!token.ok()) return Fail(token.error().message);
   if (cmd == "bootstrap") {
-    if (cfg.token.empty()) return Fail("bootstrap needs --token TOKEN");
-    auto id = DoBootstrap(cfg, cfg.token);
+    if (token->empty()) {
+      return Fail("bootstrap needs a token: --bootstrap-token-file FILE or CAIRN_EDGE_BOOTSTRAP_TOKEN=TOKEN");
+    }
+    auto id = DoBootstrap(cfg, *token);
     if (!id.ok()) return Fail("bootstrap failed: " + id.error().message);
     std::printf("bootstrapped node %s in workspace %s (data dir %s)\n", id->node.c_str(), id->workspace.c_str(),
                 cfg.data_dir.c_str());
     return 0;
   }
-  if (cmd == "run") return Run(cfg);
+  if (cmd == "run") return Run(cfg, *token);
   return Fail("unknown command \"" + cmd + "\" (bootstrap, run)");
 }
