@@ -11,11 +11,15 @@
 #include "cairn/common/files.h"
 #include "cairn/common/log.h"
 #include "cairn/common/mqtt_paho.h"
+#include "cairn/common/rpc.h"
 #include "cairn/common/service_main.h"
 #include "cairn/common/topics.h"
 #include "cairn/edge/agent.h"
 #include "cairn/edge/bootstrap_token.h"
+#include "cairn/edge/certificate.h"
 #include "cairn/edge/identity.h"
+#include "cairn/edge/identity_watch.h"
+#include "cairn/edge/renewer.h"
 
 namespace {
 
@@ -31,6 +35,7 @@ struct Config {
   std::string name;
   std::map<std::string, std::string> labels;
   std::chrono::milliseconds health_interval{10000};
+  int64_t cert_renew_percent = edge::kDefaultRenewPercent;
   LogConfig log;
 
   void Bind(ConfigSchema& s) {
@@ -42,6 +47,8 @@ struct Config {
     s.String("name", &name, "node name at bootstrap (default: the host name)");
     s.Map("label", &labels, "label k=v requested at bootstrap");
     s.Duration("health-interval", &health_interval, "health report interval (default 10s)");
+    s.Int("cert-renew-percent", &cert_renew_percent,
+          "renew the node certificate when this share of its life has passed (default 67; 0 = at once, for tests)");
     log.Bind(s);
   }
 };
@@ -105,8 +112,30 @@ uint64_t NextBdSeq(const std::string& data_dir) {
   return seq;
 }
 
+// Logs a finished identity (revoked or expired) and returns exit code 78.
+int IdentityFinished(const Config& cfg, const edge::IdentityVerdict& verdict) {
+  for (const auto& line : verdict.lines) spdlog::error("{}", line);
+  // The log may go to a file; the service manager shows stderr.
+  if (!cfg.log.file.empty()) {
+    for (const auto& line : verdict.lines) std::fprintf(stderr, "cairn-edge: %s\n", line.c_str());
+  }
+  return edge::kExitIdentityFinished;
+}
+
+// Waits up to `d` for a stop signal (returns it) or a verdict (returns 0).
+int WaitForSignalOrVerdict(std::chrono::milliseconds d, const edge::IdentityWatch& watch) {
+  const auto deadline = std::chrono::steady_clock::now() + d;
+  for (;;) {
+    if (watch.verdict()) return 0;
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return 0;
+    if (int sig = PollStopSignal(std::min(left, std::chrono::milliseconds(200))); sig != 0) return sig;
+  }
+}
+
 int Run(const Config& cfg, const std::string& token) {
   if (cfg.health_interval < std::chrono::milliseconds(100)) return Fail("health-interval must be at least 100ms");
+  if (cfg.cert_renew_percent < 0 || cfg.cert_renew_percent > 99) return Fail("cert-renew-percent must be 0..99");
   if (!edge::HasIdentity(cfg.data_dir)) {
     if (token.empty()) {
       return Fail("no identity in " + cfg.data_dir +
@@ -116,8 +145,27 @@ int Run(const Config& cfg, const std::string& token) {
     auto id = DoBootstrap(cfg, token);
     if (!id.ok()) return Fail("bootstrap failed: " + id.error().message);
   }
+  auto recovered = edge::RecoverRenewedIdentity(cfg.data_dir);
+  if (!recovered.ok()) return Fail(recovered.error().message);
+  if (!recovered->empty()) spdlog::warn("{}", *recovered);
   auto id = edge::LoadIdentity(cfg.data_dir);
   if (!id.ok()) return Fail(id.error().message);
+  if (auto st = edge::CheckPrivateKeyMode(id->key_file()); !st.ok()) return Fail(st.error().message);
+  for (const auto& f : edge::TightenIdentityFiles(*id)) spdlog::info("{}: made accessible to its owner only", f);
+  auto cert_pem = ReadFile(id->cert_file());
+  if (!cert_pem.ok()) return Fail(cert_pem.error().message);
+  auto cert = edge::ReadCertificateInfo(*cert_pem);
+  if (!cert.ok()) return Fail(id->cert_file() + ": " + cert.error().message + "; bootstrap again");
+  Clock& clock = SystemClock::Instance();
+  const int64_t now = clock.NowMs();
+  if (edge::Expired(*cert, now)) return IdentityFinished(cfg, edge::ExpiredVerdict(*id, *cert, now));
+  if (now < cert->not_before_ms) {
+    spdlog::warn("the node certificate is valid only from {} but this machine's clock says {}; is the clock right?",
+                 edge::FormatUtc(cert->not_before_ms), edge::FormatUtc(now));
+  }
+  spdlog::info("node certificate {} serial {} valid until {}; renewal due {}", cert->common_name, cert->serial_hex,
+               edge::FormatUtc(cert->not_after_ms),
+               edge::FormatUtc(edge::RenewalDueMs(*cert, static_cast<int>(cfg.cert_renew_percent))));
 
   uint64_t bd_seq = NextBdSeq(cfg.data_dir);
   MqttOptions mo;
@@ -130,9 +178,12 @@ int Run(const Config& cfg, const std::string& token) {
   mo.cert_file = id->cert_file();
   mo.key_file = id->key_file();
   mo.keepalive_s = 5;
+  // Every failed reconnect reports its CONNACK reason (revocation), and the
+  // renewer can reconnect with a new certificate.
+  mo.report_reconnect_failures = true;
   MqttMessage will;
   will.topic = topics::NodeStatus(id->workspace, id->node);
-  will.payload = edge::Agent::MakeStatus(false, bd_seq, kVersion, "connection lost", SystemClock::Instance().NowMs())
+  will.payload = edge::Agent::MakeStatus(false, bd_seq, kVersion, "connection lost", clock.NowMs())
                      .SerializeAsString();
   will.qos = 1;
   will.retained = true;
@@ -144,40 +195,65 @@ int Run(const Config& cfg, const std::string& token) {
   ao.health_interval = cfg.health_interval;
   ao.agent_version = kVersion;
   ao.bd_seq = bd_seq;
-  edge::Agent agent(*id, ao, *mqtt, SystemClock::Instance());
-  mqtt->SetMessageHandler([&](const MqttMessage& m) { agent.OnMessage(m); });
+  edge::Agent agent(*id, ao, *mqtt, clock);
+  edge::IdentityWatch watch(*id, *cert, clock);
+  RpcClient rpc(*mqtt);
+  edge::RenewOptions ro;
+  ro.renew_percent = static_cast<int>(cfg.cert_renew_percent);
+  edge::CertificateRenewer renewer(*id, *cert, *mqtt, rpc, clock, ro);
+  renewer.SetRenewedHandler([&](const edge::CertificateInfo& c) { watch.SetCertificate(c); });
+
+  mqtt->SetMessageHandler([&](const MqttMessage& m) {
+    if (!rpc.OnMessage(m)) agent.OnMessage(m);
+  });
+  mqtt->SetConnectFailureHandler([&](const ConnectFailure& f) { watch.OnConnectFailure(f); });
   // The agent starts after the first connection; the handler serves the
   // reconnects after it.
   std::atomic<int> connects{0};
   mqtt->SetConnectionHandler([&](bool up) {
+    if (up) watch.OnConnected();
     if (!up || connects++ > 0) agent.OnConnection(up);
   });
   // What the node ran before a restart runs again at once, link or not.
   agent.Restore();
   // Until the first connection succeeds, retry with back-off (the link may be
-  // down for hours); later losses are handled by automatic reconnects. An
-  // identity the broker refuses (revoked, wrong CA) ends the daemon.
+  // down for hours). Refusals count towards the watch's verdict.
   Status st = mqtt->Connect();
   auto backoff = std::chrono::seconds(1);
-  while (!st.ok() && (st.error().code == ErrorCode::kUnavailable ||
-                      st.error().code == ErrorCode::kDeadlineExceeded)) {
-    spdlog::warn("{}; retrying in {}s (pipelines keep running)", st.error().message, backoff.count());
-    if (int sig = PollStopSignal(backoff); sig != 0) {
+  while (!st.ok()) {
+    if (int sig = WaitForSignalOrVerdict(std::chrono::milliseconds(200), watch); sig != 0) {
       spdlog::info("cairn-edge stopping (signal {}) before it ever connected", sig);
       agent.Stop();
       return 0;
     }
+    if (auto v = watch.verdict()) {
+      agent.Stop();
+      return IdentityFinished(cfg, *v);
+    }
+    spdlog::warn("{}; retrying in {}s (pipelines keep running)", st.error().message, backoff.count());
+    if (int sig = WaitForSignalOrVerdict(backoff, watch); sig != 0) {
+      spdlog::info("cairn-edge stopping (signal {}) before it ever connected", sig);
+      agent.Stop();
+      return 0;
+    }
+    if (auto v = watch.verdict()) {
+      agent.Stop();
+      return IdentityFinished(cfg, *v);
+    }
     backoff = std::min(backoff * 2, std::chrono::seconds(30));
     st = mqtt->Connect();
   }
-  if (!st.ok()) {
+  if (auto s = agent.Start(); !s.ok()) {
     agent.Stop();
-    return Fail(st.error().message);
+    return Fail(s.error().message);
   }
-  if (auto s = agent.Start(); !s.ok()) return Fail(s.error().message);
-  int sig = WaitForStopSignal();
-  spdlog::info("cairn-edge stopping (signal {})", sig);
+  renewer.Start();
+  int sig = 0;
+  while (sig == 0 && !watch.verdict()) sig = WaitForSignalOrVerdict(std::chrono::seconds(1), watch);
+  renewer.Stop();
   agent.Stop();
+  if (sig == 0) return IdentityFinished(cfg, *watch.verdict());
+  spdlog::info("cairn-edge stopping (signal {})", sig);
   return 0;
 }
 
