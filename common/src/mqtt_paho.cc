@@ -448,6 +448,10 @@ class PahoMqttClient final : public MqttClient {
         return;
       }
       if (std::chrono::steady_clock::now() < reconnect_due_) continue;
+      if (client_->is_connected()) {  // a request raced with a successful attempt
+        reconnect_wanted_ = false;
+        continue;
+      }
       lock.unlock();
       auto failure = AttemptConnect();
       lock.lock();
