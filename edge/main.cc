@@ -1,18 +1,25 @@
 // cairn-edge: the node daemon.
-//   cairn-edge bootstrap --token TOKEN [--name NAME] [--label k=v]... [--data-dir DIR]
-//   cairn-edge run [--data-dir DIR] [--bootstrap-token TOKEN] [--health-interval 10s]
-// The container form `cairn-edge run --bootstrap-token T` (or
-// CAIRN_EDGE_BOOTSTRAP_TOKEN) bootstraps first when the data dir is empty.
+//   cairn-edge bootstrap [--bootstrap-token-file FILE] [--name NAME] [--label k=v]... [--data-dir DIR]
+//   cairn-edge run [--data-dir DIR] [--bootstrap-token-file FILE] [--health-interval 10s]
+// The bootstrap token comes preferably from a file or CAIRN_EDGE_BOOTSTRAP_TOKEN
+// (see bootstrap_token.h); --token / --bootstrap-token still work but warn.
+// `cairn-edge run` bootstraps first when the data dir holds no identity.
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 
 #include "cairn/common/files.h"
 #include "cairn/common/log.h"
 #include "cairn/common/mqtt_paho.h"
+#include "cairn/common/rpc.h"
 #include "cairn/common/service_main.h"
 #include "cairn/common/topics.h"
 #include "cairn/edge/agent.h"
+#include "cairn/edge/bootstrap_token.h"
+#include "cairn/edge/certificate.h"
 #include "cairn/edge/identity.h"
+#include "cairn/edge/identity_watch.h"
+#include "cairn/edge/renewer.h"
 
 namespace {
 
@@ -22,25 +29,62 @@ constexpr char kVersion[] = "0.1.0";
 
 struct Config {
   std::string data_dir = "/var/lib/cairn-edge";
-  std::string token;            // bootstrap --token
-  std::string bootstrap_token;  // run --bootstrap-token / CAIRN_EDGE_BOOTSTRAP_TOKEN
+  std::string token;                 // --token (visible in ps: prefer the file or env)
+  std::string bootstrap_token;       // --bootstrap-token / CAIRN_EDGE_BOOTSTRAP_TOKEN
+  std::string bootstrap_token_file;  // --bootstrap-token-file FILE
   std::string name;
   std::map<std::string, std::string> labels;
   std::chrono::milliseconds health_interval{10000};
+  int64_t cert_renew_percent = edge::kDefaultRenewPercent;
   LogConfig log;
 
   void Bind(ConfigSchema& s) {
     s.String("data-dir", &data_dir, "identity and pipeline state (default /var/lib/cairn-edge)");
-    s.String("token", &token, "bootstrap: the one-time bootstrap token");
-    s.String("bootstrap-token", &bootstrap_token, "run: bootstrap with this token first if the data dir is empty");
+    s.String("bootstrap-token-file", &bootstrap_token_file,
+             "file holding the bootstrap token (preferred; or env CAIRN_EDGE_BOOTSTRAP_TOKEN)");
+    s.String("token", &token, "the bootstrap token on the command line (visible to other users via ps)");
+    s.String("bootstrap-token", &bootstrap_token, "same as --token");
     s.String("name", &name, "node name at bootstrap (default: the host name)");
     s.Map("label", &labels, "label k=v requested at bootstrap");
     s.Duration("health-interval", &health_interval, "health report interval (default 10s)");
+    s.Int("cert-renew-percent", &cert_renew_percent,
+          "renew the node certificate when this share of its life has passed (default 67; 0 = at once, for tests)");
     log.Bind(s);
   }
 };
 
 int Fail(const std::string& what) { return ExitWithError("cairn-edge", what); }
+
+constexpr char kUsage[] =
+    "usage: cairn-edge bootstrap [--bootstrap-token-file FILE] [--name NAME] [--label k=v]... [--data-dir DIR]\n"
+    "       cairn-edge run [--data-dir DIR] [--bootstrap-token-file FILE] [--health-interval 10s]\n"
+    "\n"
+    "The bootstrap token: give it in a file (--bootstrap-token-file FILE, mode 0600) or in the\n"
+    "environment (CAIRN_EDGE_BOOTSTRAP_TOKEN=TOKEN). --token TOKEN / --bootstrap-token TOKEN still\n"
+    "work but print a warning: the command line is visible to every user of the machine (ps).\n"
+    "`run` bootstraps first when the data dir holds no identity.\n"
+    "\n"
+    "Exit codes: 0 stopped by a signal; 1 bad configuration or failed start;\n"
+    "78 the identity is no longer usable (certificate revoked or expired): bootstrap again\n"
+    "with a new token (see the log for the exact command).\n"
+    "Options can also come from --config FILE (YAML) or env CAIRN_EDGE_<KEY>.\n";
+
+// The bootstrap token by preference (file, env, argv, config file); logs the
+// warnings (a token in argv is visible to other users).
+Result<std::string> BootstrapToken(const Config& cfg, const std::vector<std::string>& args) {
+  edge::TokenInputs in;
+  in.file = cfg.bootstrap_token_file;
+  for (const char* name : {"CAIRN_EDGE_BOOTSTRAP_TOKEN", "CAIRN_EDGE_TOKEN"}) {
+    const char* v = std::getenv(name);
+    if (in.env.empty() && v != nullptr) in.env = v;
+  }
+  in.argv = edge::TokenOnCommandLine(args);
+  in.config = cfg.bootstrap_token.empty() ? cfg.token : cfg.bootstrap_token;
+  auto chosen = edge::ChooseBootstrapToken(in);
+  if (!chosen.ok()) return chosen.error();
+  for (const auto& w : chosen->warnings) spdlog::warn("{}", w);
+  return chosen->token;
+}
 
 Result<edge::Identity> DoBootstrap(const Config& cfg, const std::string& token) {
   edge::BootstrapOptions o;
@@ -68,31 +112,78 @@ uint64_t NextBdSeq(const std::string& data_dir) {
   return seq;
 }
 
-int Run(const Config& cfg) {
+// Logs a finished identity (revoked or expired) and returns exit code 78.
+int IdentityFinished(const Config& cfg, const edge::IdentityVerdict& verdict) {
+  for (const auto& line : verdict.lines) spdlog::error("{}", line);
+  // The log may go to a file; the service manager shows stderr.
+  if (!cfg.log.file.empty()) {
+    for (const auto& line : verdict.lines) std::fprintf(stderr, "cairn-edge: %s\n", line.c_str());
+  }
+  return edge::kExitIdentityFinished;
+}
+
+// Waits up to `d` for a stop signal (returns it) or a verdict (returns 0).
+int WaitForSignalOrVerdict(std::chrono::milliseconds d, const edge::IdentityWatch& watch) {
+  const auto deadline = std::chrono::steady_clock::now() + d;
+  for (;;) {
+    if (watch.verdict()) return 0;
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return 0;
+    if (int sig = PollStopSignal(std::min(left, std::chrono::milliseconds(200))); sig != 0) return sig;
+  }
+}
+
+int Run(const Config& cfg, const std::string& token) {
   if (cfg.health_interval < std::chrono::milliseconds(100)) return Fail("health-interval must be at least 100ms");
+  if (cfg.cert_renew_percent < 0 || cfg.cert_renew_percent > 99) return Fail("cert-renew-percent must be 0..99");
   if (!edge::HasIdentity(cfg.data_dir)) {
-    if (cfg.bootstrap_token.empty()) {
+    if (token.empty()) {
       return Fail("no identity in " + cfg.data_dir +
-                  "; run `cairn-edge bootstrap --token TOKEN` or pass --bootstrap-token");
+                  "; bootstrap first (cairn-edge bootstrap --bootstrap-token-file FILE --data-dir " + cfg.data_dir +
+                  ") or give run a token (CAIRN_EDGE_BOOTSTRAP_TOKEN or --bootstrap-token-file FILE)");
     }
-    auto id = DoBootstrap(cfg, cfg.bootstrap_token);
+    auto id = DoBootstrap(cfg, token);
     if (!id.ok()) return Fail("bootstrap failed: " + id.error().message);
   }
+  auto recovered = edge::RecoverRenewedIdentity(cfg.data_dir);
+  if (!recovered.ok()) return Fail(recovered.error().message);
+  if (!recovered->empty()) spdlog::warn("{}", *recovered);
   auto id = edge::LoadIdentity(cfg.data_dir);
   if (!id.ok()) return Fail(id.error().message);
+  if (auto st = edge::CheckPrivateKeyMode(id->key_file()); !st.ok()) return Fail(st.error().message);
+  for (const auto& f : edge::TightenIdentityFiles(*id)) spdlog::info("{}: made accessible to its owner only", f);
+  auto cert_pem = ReadFile(id->cert_file());
+  if (!cert_pem.ok()) return Fail(cert_pem.error().message);
+  auto cert = edge::ReadCertificateInfo(*cert_pem);
+  if (!cert.ok()) return Fail(id->cert_file() + ": " + cert.error().message + "; bootstrap again");
+  Clock& clock = SystemClock::Instance();
+  const int64_t now = clock.NowMs();
+  if (edge::Expired(*cert, now)) return IdentityFinished(cfg, edge::ExpiredVerdict(*id, *cert, now));
+  if (now < cert->not_before_ms) {
+    spdlog::warn("the node certificate is valid only from {} but this machine's clock says {}; is the clock right?",
+                 edge::FormatUtc(cert->not_before_ms), edge::FormatUtc(now));
+  }
+  spdlog::info("node certificate {} serial {} valid until {}; renewal due {}", cert->common_name, cert->serial_hex,
+               edge::FormatUtc(cert->not_after_ms),
+               edge::FormatUtc(edge::RenewalDueMs(*cert, static_cast<int>(cfg.cert_renew_percent))));
 
   uint64_t bd_seq = NextBdSeq(cfg.data_dir);
   MqttOptions mo;
   mo.uri = id->broker_url;
-  // The broker plugin requires a node's client id to be its principal.
+  // The broker plugin accepts a certificate login only when the certificate's
+  // CN, the username and the client id are all the node's principal.
   mo.client_id = topics::NodePrincipal(id->workspace, id->node);
+  mo.username = mo.client_id;
   mo.ca_file = id->ca_file();
   mo.cert_file = id->cert_file();
   mo.key_file = id->key_file();
   mo.keepalive_s = 5;
+  // Every failed reconnect reports its CONNACK reason (revocation), and the
+  // renewer can reconnect with a new certificate.
+  mo.report_reconnect_failures = true;
   MqttMessage will;
   will.topic = topics::NodeStatus(id->workspace, id->node);
-  will.payload = edge::Agent::MakeStatus(false, bd_seq, kVersion, "connection lost", SystemClock::Instance().NowMs())
+  will.payload = edge::Agent::MakeStatus(false, bd_seq, kVersion, "connection lost", clock.NowMs())
                      .SerializeAsString();
   will.qos = 1;
   will.retained = true;
@@ -104,40 +195,65 @@ int Run(const Config& cfg) {
   ao.health_interval = cfg.health_interval;
   ao.agent_version = kVersion;
   ao.bd_seq = bd_seq;
-  edge::Agent agent(*id, ao, *mqtt, SystemClock::Instance());
-  mqtt->SetMessageHandler([&](const MqttMessage& m) { agent.OnMessage(m); });
+  edge::Agent agent(*id, ao, *mqtt, clock);
+  edge::IdentityWatch watch(*id, *cert, clock);
+  RpcClient rpc(*mqtt);
+  edge::RenewOptions ro;
+  ro.renew_percent = static_cast<int>(cfg.cert_renew_percent);
+  edge::CertificateRenewer renewer(*id, *cert, *mqtt, rpc, clock, ro);
+  renewer.SetRenewedHandler([&](const edge::CertificateInfo& c) { watch.SetCertificate(c); });
+
+  mqtt->SetMessageHandler([&](const MqttMessage& m) {
+    if (!rpc.OnMessage(m)) agent.OnMessage(m);
+  });
+  mqtt->SetConnectFailureHandler([&](const ConnectFailure& f) { watch.OnConnectFailure(f); });
   // The agent starts after the first connection; the handler serves the
   // reconnects after it.
   std::atomic<int> connects{0};
   mqtt->SetConnectionHandler([&](bool up) {
+    if (up) watch.OnConnected();
     if (!up || connects++ > 0) agent.OnConnection(up);
   });
   // What the node ran before a restart runs again at once, link or not.
   agent.Restore();
   // Until the first connection succeeds, retry with back-off (the link may be
-  // down for hours); later losses are handled by automatic reconnects. An
-  // identity the broker refuses (revoked, wrong CA) ends the daemon.
+  // down for hours). Refusals count towards the watch's verdict.
   Status st = mqtt->Connect();
   auto backoff = std::chrono::seconds(1);
-  while (!st.ok() && (st.error().code == ErrorCode::kUnavailable ||
-                      st.error().code == ErrorCode::kDeadlineExceeded)) {
-    spdlog::warn("{}; retrying in {}s (pipelines keep running)", st.error().message, backoff.count());
-    if (int sig = PollStopSignal(backoff); sig != 0) {
+  while (!st.ok()) {
+    if (int sig = WaitForSignalOrVerdict(std::chrono::milliseconds(200), watch); sig != 0) {
       spdlog::info("cairn-edge stopping (signal {}) before it ever connected", sig);
       agent.Stop();
       return 0;
     }
+    if (auto v = watch.verdict()) {
+      agent.Stop();
+      return IdentityFinished(cfg, *v);
+    }
+    spdlog::warn("{}; retrying in {}s (pipelines keep running)", st.error().message, backoff.count());
+    if (int sig = WaitForSignalOrVerdict(backoff, watch); sig != 0) {
+      spdlog::info("cairn-edge stopping (signal {}) before it ever connected", sig);
+      agent.Stop();
+      return 0;
+    }
+    if (auto v = watch.verdict()) {
+      agent.Stop();
+      return IdentityFinished(cfg, *v);
+    }
     backoff = std::min(backoff * 2, std::chrono::seconds(30));
     st = mqtt->Connect();
   }
-  if (!st.ok()) {
+  if (auto s = agent.Start(); !s.ok()) {
     agent.Stop();
-    return Fail(st.error().message);
+    return Fail(s.error().message);
   }
-  if (auto s = agent.Start(); !s.ok()) return Fail(s.error().message);
-  int sig = WaitForStopSignal();
-  spdlog::info("cairn-edge stopping (signal {})", sig);
+  renewer.Start();
+  int sig = 0;
+  while (sig == 0 && !watch.verdict()) sig = WaitForSignalOrVerdict(std::chrono::seconds(1), watch);
+  renewer.Stop();
   agent.Stop();
+  if (sig == 0) return IdentityFinished(cfg, *watch.verdict());
+  spdlog::info("cairn-edge stopping (signal {})", sig);
   return 0;
 }
 
@@ -147,10 +263,7 @@ int main(int argc, char** argv) {
   BlockStopSignals();
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "--help" || args[0] == "-h") {
-    std::printf(
-        "usage: cairn-edge bootstrap --token TOKEN [--name NAME] [--label k=v]... [--data-dir DIR]\n"
-        "       cairn-edge run [--data-dir DIR] [--bootstrap-token TOKEN] [--health-interval 10s]\n"
-        "Options can also come from --config FILE (YAML) or env CAIRN_EDGE_<KEY>.\n");
+    std::fputs(kUsage, stdout);
     return args.empty() ? 2 : 0;
   }
   std::string cmd = args[0];
@@ -158,19 +271,23 @@ int main(int argc, char** argv) {
   Config cfg;
   ConfigSchema schema;
   cfg.Bind(schema);
-  auto rest = LoadConfig(schema, "CAIRN_EDGE", args, "usage: cairn-edge " + cmd + " [options]");
+  auto rest = LoadConfig(schema, "CAIRN_EDGE", args, kUsage);
   if (!rest.ok()) return Fail(rest.error().message);
   if (!rest->empty()) return Fail("unexpected argument \"" + rest->front() + "\"");
   if (auto st = cfg.log.Init("edge"); !st.ok()) return Fail(st.error().message);
 
+  auto token = BootstrapToken(cfg, args);
+  if (!token.ok()) return Fail(token.error().message);
   if (cmd == "bootstrap") {
-    if (cfg.token.empty()) return Fail("bootstrap needs --token TOKEN");
-    auto id = DoBootstrap(cfg, cfg.token);
+    if (token->empty()) {
+      return Fail("bootstrap needs a token: --bootstrap-token-file FILE or CAIRN_EDGE_BOOTSTRAP_TOKEN=TOKEN");
+    }
+    auto id = DoBootstrap(cfg, *token);
     if (!id.ok()) return Fail("bootstrap failed: " + id.error().message);
     std::printf("bootstrapped node %s in workspace %s (data dir %s)\n", id->node.c_str(), id->workspace.c_str(),
                 cfg.data_dir.c_str());
     return 0;
   }
-  if (cmd == "run") return Run(cfg);
+  if (cmd == "run") return Run(cfg, *token);
   return Fail("unknown command \"" + cmd + "\" (bootstrap, run)");
 }

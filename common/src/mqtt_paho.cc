@@ -3,6 +3,7 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -15,6 +16,32 @@ namespace cairn {
 namespace {
 
 constexpr auto kOpTimeout = std::chrono::seconds(10);
+constexpr std::chrono::milliseconds kMinReconnectDelay{1000};
+constexpr std::chrono::milliseconds kMaxReconnectDelay{15000};
+
+std::string Hex2(int v) {
+  static const char* digits = "0123456789abcdef";
+  return {digits[(v >> 4) & 0xf], digits[v & 0xf]};
+}
+
+// Names of the MQTT v5 CONNACK failure reason codes a broker may send.
+std::string ReasonName(int code) {
+  switch (code) {
+    case 0x80: return "unspecified error";
+    case 0x84: return "unsupported protocol version";
+    case 0x85: return "client identifier not valid";
+    case 0x86: return "bad user name or password";
+    case 0x87: return "not authorized";
+    case 0x88: return "server unavailable";
+    case 0x89: return "server busy";
+    case 0x8a: return "banned";
+    case 0x8c: return "bad authentication method";
+    case 0x95: return "packet too large";
+    case 0x97: return "quota exceeded";
+    case 0x9f: return "connection rate exceeded";
+    default: return "refused";
+  }
+}
 
 // Runs closures one after another on its own thread, so that user handlers
 // never run on Paho's network thread (where waiting on a token deadlocks).
@@ -142,13 +169,16 @@ class PahoMqttClient final : public MqttClient {
       spdlog::warn("mqtt {}: connection lost{}{}", options_.client_id, cause.empty() ? "" : ": ",
                    cause);
       dispatcher_.Post([this] { Notify(false); });
+      RequestReconnect(kMinReconnectDelay);
     });
     client_->set_disconnected_handler([this](const mqtt::properties&, mqtt::ReasonCode rc) {
       connected_ = false;
       spdlog::warn("mqtt {}: disconnected by broker (reason {})", options_.client_id,
                    static_cast<int>(rc));
       dispatcher_.Post([this] { Notify(false); });
+      RequestReconnect(kMinReconnectDelay);
     });
+    if (options_.report_reconnect_failures) reconnect_thread_ = std::thread([this] { ReconnectLoop(); });
   }
 
   ~PahoMqttClient() override {
@@ -166,53 +196,48 @@ class PahoMqttClient final : public MqttClient {
   }
 
   Status Connect() override {
-    auto builder = mqtt::connect_options_builder()
-                       .mqtt_version(MQTTVERSION_5)
-                       .clean_start(options_.clean_start)
-                       .keep_alive_interval(std::chrono::seconds(options_.keepalive_s))
-                       .connect_timeout(std::chrono::seconds(options_.connect_timeout_s))
-                       .automatic_reconnect(std::chrono::seconds(1), std::chrono::seconds(15));
-    if (!options_.username.empty()) builder.user_name(options_.username);
-    if (!options_.password.empty()) builder.password(options_.password);
-    std::string ssl_error;
-    if (IsTls(options_.uri)) {
-      auto ssl = mqtt::ssl_options_builder()
-                     .enable_server_cert_auth(true)
-                     .verify(options_.verify_hostname)
-                     .ssl_version(3 /* MQTT_SSL_VERSION_TLS_1_2 */)
-                     .error_handler([this](const std::string& e) {
-                       std::lock_guard lock(mu_);
-                       last_ssl_error_ = e;
-                     });
-      if (!options_.ca_file.empty()) ssl.trust_store(options_.ca_file);
-      if (!options_.cert_file.empty()) ssl.key_store(options_.cert_file);
-      if (!options_.key_file.empty()) ssl.private_key(options_.key_file);
-      builder.ssl(ssl.finalize());
+    {
+      std::lock_guard lock(connect_mu_);
+      connect_options_ = BuildConnectOptions();
     }
-    if (options_.will) {
-      builder.will(*ToPaho(*options_.will));
+    auto failure = AttemptConnect();
+    if (!failure) {
+      connected_ = true;
+      return OkStatus();
     }
-    try {
-      auto tok = client_->connect(builder.finalize());
-      if (!tok->wait_for(std::chrono::seconds(options_.connect_timeout_s + 2))) {
-        return Error::Unavailable("timed out connecting to " + options_.uri);
-      }
-    } catch (const mqtt::exception& e) {
-      std::string detail = e.what();
-      {
-        std::lock_guard lock(mu_);
-        if (!last_ssl_error_.empty()) detail += " (TLS: " + last_ssl_error_ + ")";
-      }
-      // MQTT v5 CONNACK reason codes 0x86 (bad user name or password) and
-      // 0x87 (not authorized); Paho reports them as reason or return code.
-      auto refused = [](int rc) { return rc == 0x86 || rc == 0x87; };
-      if (refused(e.get_reason_code()) || refused(e.get_return_code())) {
-        return Error::Unauthenticated("broker " + options_.uri + " refused the credentials: " +
-                                      detail);
-      }
-      return Error::Unavailable("cannot connect to " + options_.uri + ": " + detail);
+    ReportFailure(*failure);
+    switch (failure->kind) {
+      case ConnectFailure::Kind::kRefused:
+        // MQTT v5 CONNACK reason codes 0x86 (bad user name or password) and
+        // 0x87 (not authorized).
+        if (failure->reason_code == 0x86 || failure->reason_code == 0x87) {
+          return Error::Unauthenticated("broker " + options_.uri + " refused the credentials: " + failure->message);
+        }
+        break;
+      case ConnectFailure::Kind::kTimeout:
+        return Error::Unavailable("timed out connecting to " + options_.uri + ": " + failure->message);
+      default:
+        break;
     }
-    connected_ = true;
+    return Error::Unavailable("cannot connect to " + options_.uri + ": " + failure->message);
+  }
+
+  Status Reconnect() override {
+    if (!options_.report_reconnect_failures) {
+      return Error::FailedPrecondition("Reconnect needs MqttOptions::report_reconnect_failures");
+    }
+    {
+      std::lock_guard lock(disconnect_mu_);
+      if (disconnected_) return Error::FailedPrecondition("the client was disconnected for good");
+      try {
+        if (client_->is_connected()) client_->disconnect()->wait_for(std::chrono::seconds(5));
+      } catch (const mqtt::exception& e) {
+        spdlog::debug("mqtt {}: disconnect before reconnect: {}", options_.client_id, e.what());
+      }
+    }
+    connected_ = false;
+    dispatcher_.Post([this] { Notify(false); });
+    RequestReconnect(std::chrono::milliseconds(0));
     return OkStatus();
   }
 
@@ -252,6 +277,7 @@ class PahoMqttClient final : public MqttClient {
   }
 
   void Disconnect() override {
+    StopReconnecting();
     std::lock_guard lock(disconnect_mu_);
     if (disconnected_) return;
     disconnected_ = true;
@@ -277,8 +303,172 @@ class PahoMqttClient final : public MqttClient {
     std::lock_guard lock(mu_);
     on_connection_ = std::move(handler);
   }
+  void SetConnectFailureHandler(ConnectFailureHandler handler) override {
+    std::lock_guard lock(mu_);
+    on_connect_failure_ = std::move(handler);
+  }
 
  private:
+  mqtt::connect_options BuildConnectOptions() {
+    auto builder = mqtt::connect_options_builder()
+                       .mqtt_version(MQTTVERSION_5)
+                       .clean_start(options_.clean_start)
+                       .keep_alive_interval(std::chrono::seconds(options_.keepalive_s))
+                       .connect_timeout(std::chrono::seconds(options_.connect_timeout_s));
+    // With report_reconnect_failures the wrapper reconnects (ReconnectLoop).
+    if (!options_.report_reconnect_failures) {
+      builder.automatic_reconnect(kMinReconnectDelay, kMaxReconnectDelay);
+    }
+    if (!options_.username.empty()) builder.user_name(options_.username);
+    if (!options_.password.empty()) builder.password(options_.password);
+    if (IsTls(options_.uri)) {
+      auto ssl = mqtt::ssl_options_builder()
+                     .enable_server_cert_auth(true)
+                     .verify(options_.verify_hostname)
+                     .ssl_version(3 /* MQTT_SSL_VERSION_TLS_1_2 */)
+                     .error_handler([this](const std::string& e) {
+                       std::lock_guard lock(mu_);
+                       last_ssl_error_ = e;
+                     });
+      if (!options_.ca_file.empty()) ssl.trust_store(options_.ca_file);
+      if (!options_.cert_file.empty()) ssl.key_store(options_.cert_file);
+      if (!options_.key_file.empty()) ssl.private_key(options_.key_file);
+      builder.ssl(ssl.finalize());
+    }
+    if (options_.will) {
+      builder.will(*ToPaho(*options_.will));
+    }
+    return builder.finalize();
+  }
+
+  // One connection attempt with the stored options, blocking until it ends
+  // (at most the connect timeout + 2 s, less if the client is stopping).
+  // Returns why it failed, or nothing on success.
+  std::optional<ConnectFailure> AttemptConnect() {
+    {
+      std::lock_guard lock(mu_);
+      last_ssl_error_.clear();
+    }
+    ConnectFailure f;
+    try {
+      mqtt::token_ptr tok;
+      {
+        std::lock_guard lock(connect_mu_);
+        tok = client_->connect(connect_options_);
+      }
+      const auto deadline =
+          std::chrono::steady_clock::now() + std::chrono::seconds(options_.connect_timeout_s + 2);
+      while (!tok->wait_for(std::chrono::milliseconds(100))) {
+        if (std::chrono::steady_clock::now() >= deadline || Stopping()) {
+          f.kind = ConnectFailure::Kind::kTimeout;
+          f.message = "no CONNACK within " + std::to_string(options_.connect_timeout_s + 2) + "s";
+          return f;
+        }
+      }
+      return std::nullopt;
+    } catch (const mqtt::exception& e) {
+      f.message = e.what();
+      // Paho C 1.3 reports a refusing CONNACK as the failure's return code
+      // (its reason code field stays 0 on connect); Paho C++ 1.2 carries
+      // both into the exception.
+      int rc = e.get_return_code();
+      int reason = static_cast<int>(e.get_reason_code());
+      std::string ssl_error;
+      {
+        std::lock_guard lock(mu_);
+        ssl_error = last_ssl_error_;
+      }
+      if (rc >= 0x80 || reason >= 0x80) {
+        f.kind = ConnectFailure::Kind::kRefused;
+        f.reason_code = rc >= 0x80 ? rc : reason;
+        f.message = "CONNACK reason 0x" + Hex2(f.reason_code) + " (" + ReasonName(f.reason_code) + ")";
+      } else if (!ssl_error.empty()) {
+        f.kind = ConnectFailure::Kind::kTls;
+        f.message += " (TLS: " + ssl_error + ")";
+      } else if (f.message.find("timeout") != std::string::npos) {
+        f.kind = ConnectFailure::Kind::kTimeout;
+      } else {
+        f.kind = ConnectFailure::Kind::kUnreachable;
+      }
+      return f;
+    }
+  }
+
+  void ReportFailure(const ConnectFailure& failure) {
+    dispatcher_.Post([this, failure] {
+      ConnectFailureHandler h;
+      {
+        std::lock_guard lock(mu_);
+        h = on_connect_failure_;
+      }
+      if (h) h(failure);
+    });
+  }
+
+  // Asks ReconnectLoop for an attempt after `delay` (no-op without
+  // report_reconnect_failures: Paho reconnects then).
+  void RequestReconnect(std::chrono::milliseconds delay) {
+    if (!options_.report_reconnect_failures) return;
+    {
+      std::lock_guard lock(reconnect_mu_);
+      if (stop_reconnecting_) return;
+      auto due = std::chrono::steady_clock::now() + delay;
+      if (!reconnect_wanted_ || due < reconnect_due_) reconnect_due_ = due;
+      reconnect_wanted_ = true;
+    }
+    reconnect_cv_.notify_all();
+  }
+
+  bool Stopping() {
+    std::lock_guard lock(reconnect_mu_);
+    return stop_reconnecting_;
+  }
+
+  void StopReconnecting() {
+    {
+      std::lock_guard lock(reconnect_mu_);
+      stop_reconnecting_ = true;
+    }
+    reconnect_cv_.notify_all();
+    if (reconnect_thread_.joinable() && std::this_thread::get_id() != reconnect_thread_.get_id()) {
+      reconnect_thread_.join();
+    }
+  }
+
+  void ReconnectLoop() {
+    auto backoff = kMinReconnectDelay;
+    std::unique_lock lock(reconnect_mu_);
+    for (;;) {
+      reconnect_cv_.wait(lock, [this] { return stop_reconnecting_ || reconnect_wanted_; });
+      if (stop_reconnecting_) return;
+      // Sleep until due; an earlier request (Reconnect) moves the due time.
+      if (reconnect_cv_.wait_until(lock, reconnect_due_, [this] {
+            return stop_reconnecting_ || std::chrono::steady_clock::now() >= reconnect_due_;
+          }) && stop_reconnecting_) {
+        return;
+      }
+      if (std::chrono::steady_clock::now() < reconnect_due_) continue;
+      if (client_->is_connected()) {  // a request raced with a successful attempt
+        reconnect_wanted_ = false;
+        continue;
+      }
+      lock.unlock();
+      auto failure = AttemptConnect();
+      lock.lock();
+      if (stop_reconnecting_) return;
+      if (!failure) {
+        reconnect_wanted_ = false;
+        backoff = kMinReconnectDelay;
+        continue;
+      }
+      spdlog::warn("mqtt {}: reconnect to {} failed: {}; next attempt in {}s", options_.client_id, options_.uri,
+                   failure->message, std::chrono::duration_cast<std::chrono::seconds>(backoff).count());
+      ReportFailure(*failure);
+      reconnect_due_ = std::chrono::steady_clock::now() + backoff;
+      backoff = std::min(backoff * 2, kMaxReconnectDelay);
+    }
+  }
+
   Status DoSubscribe(const std::string& filter, int qos) {
     try {
       auto tok = client_->subscribe(filter, qos);
@@ -325,9 +515,19 @@ class PahoMqttClient final : public MqttClient {
   std::map<std::string, int> subscriptions_;
   MessageHandler on_message_;
   ConnectionHandler on_connection_;
+  ConnectFailureHandler on_connect_failure_;
   std::string last_ssl_error_;
+  std::mutex connect_mu_;  // guards connect_options_
+  mqtt::connect_options connect_options_;
   std::mutex disconnect_mu_;
   bool disconnected_ = false;
+  // Wrapper reconnects (report_reconnect_failures only).
+  std::mutex reconnect_mu_;
+  std::condition_variable reconnect_cv_;
+  bool reconnect_wanted_ = false;
+  bool stop_reconnecting_ = false;
+  std::chrono::steady_clock::time_point reconnect_due_;
+  std::thread reconnect_thread_;
   // Declared last: destroyed first, so no handler runs on a dead client.
   Dispatcher dispatcher_;
 };

@@ -1,5 +1,7 @@
 #include "fake_mqtt_client.h"
 
+#include <optional>
+
 #include "cairn/common/mqtt_client.h"
 #include "cairn/common/topics.h"
 
@@ -66,8 +68,55 @@ FakeMqttClient::FakeMqttClient(std::shared_ptr<FakeBroker> broker, std::string c
 FakeMqttClient::~FakeMqttClient() { broker_->Detach(this); }
 
 Status FakeMqttClient::Connect() {
+  std::optional<ConnectFailure> failure;
+  {
+    std::lock_guard lock(mu_);
+    if (!next_connect_failures_.empty()) {
+      failure = next_connect_failures_.front();
+      next_connect_failures_.erase(next_connect_failures_.begin());
+    }
+  }
+  if (failure) {
+    ReportConnectFailure(*failure);
+    if (failure->kind == ConnectFailure::Kind::kRefused) return Error::Unauthenticated(failure->message);
+    return Error::Unavailable(failure->message);
+  }
   SetConnected(true);
   return OkStatus();
+}
+
+Status FakeMqttClient::Reconnect() {
+  {
+    std::lock_guard lock(mu_);
+    ++reconnects_;
+  }
+  SetConnected(false);
+  SetConnected(true);
+  return OkStatus();
+}
+
+void FakeMqttClient::SetConnectFailureHandler(ConnectFailureHandler handler) {
+  std::lock_guard lock(mu_);
+  on_connect_failure_ = std::move(handler);
+}
+
+void FakeMqttClient::ReportConnectFailure(const ConnectFailure& failure) {
+  ConnectFailureHandler handler;
+  {
+    std::lock_guard lock(mu_);
+    handler = on_connect_failure_;
+  }
+  if (handler) handler(failure);
+}
+
+void FakeMqttClient::FailNextConnect(const ConnectFailure& failure) {
+  std::lock_guard lock(mu_);
+  next_connect_failures_.push_back(failure);
+}
+
+int FakeMqttClient::reconnects() const {
+  std::lock_guard lock(mu_);
+  return reconnects_;
 }
 
 Status FakeMqttClient::Publish(const MqttMessage& message) {

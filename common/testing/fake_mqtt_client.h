@@ -51,9 +51,17 @@ class FakeMqttClient final : public MqttClient {
   std::string Username() const override { return principal_; }
   void SetMessageHandler(MessageHandler handler) override;
   void SetConnectionHandler(ConnectionHandler handler) override;
+  void SetConnectFailureHandler(ConnectFailureHandler handler) override;
+  // Drops and restores the connection at once (counted in reconnects()).
+  Status Reconnect() override;
 
   // Test hooks.
   void SetConnected(bool connected);  // simulates link loss / recovery
+  // Simulates one failed automatic reconnect: the failure handler runs.
+  void ReportConnectFailure(const ConnectFailure& failure);
+  // The next Connect() fails with `failure` (and reports it).
+  void FailNextConnect(const ConnectFailure& failure);
+  int reconnects() const;
   bool Wants(const std::string& topic) const;
   void Deliver(const MqttMessage& message);
 
@@ -66,6 +74,9 @@ class FakeMqttClient final : public MqttClient {
   std::set<std::string> filters_;
   MessageHandler on_message_;
   ConnectionHandler on_connection_;
+  ConnectFailureHandler on_connect_failure_;
+  std::vector<ConnectFailure> next_connect_failures_;
+  int reconnects_ = 0;
 };
 
 }  // namespace cairn::testing

@@ -1,9 +1,13 @@
 #include "cairn/edge/identity.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cctype>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 
 #include <spdlog/spdlog.h>
 #include <yaml-cpp/yaml.h>
@@ -14,10 +18,102 @@
 #include "cairn/common/rpc.h"
 #include "cairn/common/tls.h"
 #include "cairn/common/topics.h"
+#include "cairn/edge/certificate.h"
 
 namespace cairn::edge {
 namespace {
 constexpr char kTokenPrefix[] = "cairn1.";
+
+std::string Octal(mode_t mode) {
+  char buf[8];
+  std::snprintf(buf, sizeof(buf), "%04o", static_cast<unsigned>(mode & 07777));
+  return buf;
+}
+
+std::string ErrnoText() { return std::strerror(errno); }
+
+// Makes renames in `dir` durable.
+Status SyncDir(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd < 0) return Error::Internal("cannot open " + dir + ": " + ErrnoText());
+  int rc = ::fsync(fd);
+  ::close(fd);
+  if (rc != 0) return Error::Internal("cannot fsync " + dir + ": " + ErrnoText());
+  return OkStatus();
+}
+
+Status Rename(const std::string& from, const std::string& to) {
+  if (::rename(from.c_str(), to.c_str()) != 0) {
+    return Error::Internal("cannot rename " + from + " to " + to + ": " + ErrnoText());
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
+Status CheckPrivateKeyMode(const std::string& key_file) {
+  struct stat st {};
+  if (::stat(key_file.c_str(), &st) != 0) return Error::NotFound("cannot read " + key_file + ": " + ErrnoText());
+  if ((st.st_mode & 0077) != 0) {
+    return Error::FailedPrecondition("the node's private key " + key_file + " has mode " + Octal(st.st_mode) +
+                                     ": other users of this machine may read it. Refusing to start; fix it with "
+                                     "`chmod 600 " + key_file + "` (and consider the key exposed if others "
+                                     "could read it: bootstrap the node again with a new token)");
+  }
+  return OkStatus();
+}
+
+std::vector<std::string> TightenIdentityFiles(const Identity& id) {
+  std::vector<std::string> changed;
+  struct stat st {};
+  if (::stat(id.data_dir.c_str(), &st) == 0 && (st.st_mode & 0077) != 0 && ::chmod(id.data_dir.c_str(), 0700) == 0) {
+    changed.push_back(id.data_dir);
+  }
+  for (const auto& f : {id.cert_file(), id.ca_file(), id.data_dir + "/identity.yaml"}) {
+    if (::stat(f.c_str(), &st) == 0 && (st.st_mode & 0077) != 0 && ::chmod(f.c_str(), 0600) == 0) {
+      changed.push_back(f);
+    }
+  }
+  return changed;
+}
+
+Status StoreRenewedIdentity(const Identity& id, const std::string& key_pem, const std::string& cert_pem) {
+  const std::string key_next = id.key_file() + ".next";
+  const std::string cert_next = id.cert_file() + ".next";
+  if (auto st = WriteFileAtomic(key_next, key_pem, 0600); !st.ok()) return st;
+  if (auto st = WriteFileAtomic(cert_next, cert_pem, 0600); !st.ok()) {
+    ::unlink(key_next.c_str());
+    return st;
+  }
+  // Commit point passed: both halves of the new pair are on disk.
+  if (auto st = Rename(key_next, id.key_file()); !st.ok()) return st;
+  if (auto st = Rename(cert_next, id.cert_file()); !st.ok()) return st;
+  return SyncDir(id.data_dir);
+}
+
+Result<std::string> RecoverRenewedIdentity(const std::string& data_dir) {
+  const std::string key = data_dir + "/node.key";
+  const std::string cert = data_dir + "/node.crt";
+  const bool key_next = FileExists(key + ".next");
+  const bool cert_next = FileExists(cert + ".next");
+  if (!key_next && !cert_next) return std::string();
+  if (!cert_next) {
+    ::unlink((key + ".next").c_str());
+    return std::string("discarded an unfinished certificate renewal (" + key + ".next without a certificate)");
+  }
+  auto new_cert = ReadFile(cert + ".next");
+  auto new_key = ReadFile(key_next ? key + ".next" : key);
+  if (!new_cert.ok() || !new_key.ok() || !CheckKeyMatchesCertificate(*new_key, *new_cert).ok()) {
+    ::unlink((cert + ".next").c_str());
+    if (key_next) ::unlink((key + ".next").c_str());
+    return std::string("discarded a renewed certificate that does not match its key (" + cert + ".next)");
+  }
+  if (key_next) {
+    if (auto st = Rename(key + ".next", key); !st.ok()) return st.error();
+  }
+  if (auto st = Rename(cert + ".next", cert); !st.ok()) return st.error();
+  if (auto st = SyncDir(data_dir); !st.ok()) return st.error();
+  return std::string("completed a certificate renewal that was interrupted (" + cert + " replaced)");
 }
 
 bool HasIdentity(const std::string& data_dir) { return FileExists(data_dir + "/identity.yaml"); }
@@ -116,7 +212,7 @@ Result<Identity> Bootstrap(const BootstrapOptions& o) {
   auto ca = tls::FetchPinnedCa(hp->first, hp->second, payload->ca_sha256(), o.timeout_s * 1000);
   if (!ca.ok()) return ca.error();
   std::string ca_file = o.data_dir + "/ca.crt";
-  if (auto st = WriteFileAtomic(ca_file, *ca, 0644); !st.ok()) return st.error();
+  if (auto st = WriteFileAtomic(ca_file, *ca, 0600); !st.ok()) return st.error();
 
   // 2. Key pair made here; only the CSR leaves the node.
   auto key = tls::GenerateKey();
@@ -151,7 +247,7 @@ Result<Identity> Bootstrap(const BootstrapOptions& o) {
 
   // 4. Write key, certificate, then identity.yaml last (the commit point).
   if (auto st = WriteFileAtomic(o.data_dir + "/node.key", *key, 0600); !st.ok()) return st.error();
-  if (auto st = WriteFileAtomic(o.data_dir + "/node.crt", resp->certificate_pem(), 0644); !st.ok()) return st.error();
+  if (auto st = WriteFileAtomic(o.data_dir + "/node.crt", resp->certificate_pem(), 0600); !st.ok()) return st.error();
   Identity id;
   id.data_dir = o.data_dir;
   id.workspace = resp->workspace();
@@ -164,7 +260,7 @@ Result<Identity> Bootstrap(const BootstrapOptions& o) {
     << "labels" << YAML::Value << YAML::BeginMap;
   for (const auto& [k, v] : id.labels) y << YAML::Key << k << YAML::Value << v;
   y << YAML::EndMap << YAML::EndMap;
-  if (auto st = WriteFileAtomic(o.data_dir + "/identity.yaml", std::string(y.c_str()) + "\n", 0644); !st.ok()) {
+  if (auto st = WriteFileAtomic(o.data_dir + "/identity.yaml", std::string(y.c_str()) + "\n", 0600); !st.ok()) {
     return st.error();
   }
   spdlog::info("bootstrapped as {}/{} (token {})", id.workspace, id.node, RedactToken(o.token));

@@ -1,7 +1,8 @@
 // Helpers shared by the edge unit tests: waiting for a condition (never a
-// fixed sleep) and reading an output file.
+// fixed sleep), reading an output file, and a fake clock.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -9,6 +10,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "cairn/common/clock.h"
 
 namespace cairn::edge::testutil {
 
@@ -30,5 +33,17 @@ inline std::vector<std::string> ReadLines(const std::filesystem::path& path) {
   for (std::string line; std::getline(in, line);) lines.push_back(line);
   return lines;
 }
+
+// A clock that moves only when the test says so.
+class FakeClock final : public Clock {
+ public:
+  explicit FakeClock(int64_t now_ms = 0) : now_ms_(now_ms) {}
+  int64_t NowMs() const override { return now_ms_.load(); }
+  void Set(int64_t now_ms) { now_ms_ = now_ms; }
+  void Advance(std::chrono::milliseconds d) { now_ms_ += d.count(); }
+
+ private:
+  std::atomic<int64_t> now_ms_;
+};
 
 }  // namespace cairn::edge::testutil

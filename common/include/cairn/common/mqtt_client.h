@@ -31,10 +31,26 @@ struct MqttMessage {
   std::string UserProperty(const std::string& name) const;
 };
 
+// Why one connection attempt failed.
+struct ConnectFailure {
+  enum class Kind {
+    kRefused,      // the broker answered CONNACK with a failure reason code
+    kTls,          // the TLS handshake failed (certificate, CA, protocol)
+    kUnreachable,  // no TCP connection, or it closed before a CONNACK
+    kTimeout,      // no answer within the connect timeout
+  };
+  Kind kind = Kind::kUnreachable;
+  // MQTT v5 CONNACK reason code when kind == kRefused (e.g. 0x86 bad user
+  // name or password, 0x87 not authorized), else 0.
+  int reason_code = 0;
+  std::string message;  // for logs
+};
+
 class MqttClient {
  public:
   using MessageHandler = std::function<void(const MqttMessage&)>;
   using ConnectionHandler = std::function<void(bool connected)>;
+  using ConnectFailureHandler = std::function<void(const ConnectFailure&)>;
 
   virtual ~MqttClient() = default;
 
@@ -60,6 +76,19 @@ class MqttClient {
   // Set before Connect().
   virtual void SetMessageHandler(MessageHandler handler) = 0;
   virtual void SetConnectionHandler(ConnectionHandler handler) = 0;
+  // Called (on the dispatcher thread) for every failed connection attempt
+  // the client makes: Connect() (which also returns the error) and the
+  // automatic reconnects (PahoMqttClient: only with
+  // MqttOptions::report_reconnect_failures). A client that cannot tell
+  // ignores the handler.
+  virtual void SetConnectFailureHandler(ConnectFailureHandler handler) { (void)handler; }
+
+  // Drops the connection and connects again at once, reading the TLS
+  // certificate and key files anew (after a certificate renewal); the
+  // connection handler sees the loss and the new connection, subscriptions
+  // are re-established. Returns once the old connection is closed; the new
+  // one follows asynchronously. Fails if the client does not support it.
+  virtual Status Reconnect() { return Error::FailedPrecondition("this MQTT client cannot reconnect on demand"); }
 };
 
 }  // namespace cairn

@@ -29,6 +29,11 @@ struct MqttOptions {
   // Offline buffering (store-and-forward) in memory.
   bool buffer_while_disconnected = false;
   int max_buffered = 10000;
+  // Reconnect in the wrapper (back-off 1 s doubling to 15 s) instead of with
+  // Paho's automatic reconnect, which reports nothing about failed attempts:
+  // every failed reconnect then reaches the ConnectFailureHandler with its
+  // CONNACK reason code, and Reconnect() is supported.
+  bool report_reconnect_failures = false;
 };
 
 std::unique_ptr<MqttClient> MakePahoMqttClient(MqttOptions options);
