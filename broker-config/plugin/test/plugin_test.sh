@@ -10,7 +10,12 @@
 # node daemon does), so at most one connection per node is open at a time.
 #
 # Environment: CAIRN_PLUGIN (path of cairn_mosquitto_plugin.so; set by CTest),
-# CAIRN_TEST_KEEP=1 keeps the temporary directory for inspection.
+# CAIRN_TEST_KEEP=1 keeps the temporary directory for inspection,
+# CAIRN_BROKER_PRELOAD (optional) is put in the broker's LD_PRELOAD (the
+# sanitizer build sets it to the ASan/UBSan runtime a sanitized plugin needs).
+# The checkout and build tree may live where user "mosquitto" cannot enter
+# (a 0700 home or mktemp -d): the broker reads only a private copy of the
+# plugin and its files in a temporary directory it can read.
 # Needs: mosquitto, mosquitto_pub, mosquitto_sub, openssl, python3, sha256sum.
 # Prints "N passed, M failed"; exits non-zero if anything failed.
 # Also: CAIRN_TEST_BROKER_DEBUG=1 adds "log_type all" (the plugin logs every
@@ -91,6 +96,15 @@ poll() {
 
 chmod 0755 "$work"   # the broker may run as user "mosquitto"
 cd "$work"
+if [[ $(id -u) == 0 ]] && id mosquitto >/dev/null 2>&1 &&
+  ! runuser -u mosquitto -- test -x "$work" 2>/dev/null; then
+  echo "plugin_test: user mosquitto cannot enter $work (TMPDIR=${TMPDIR:-}); set TMPDIR to a directory it can reach" >&2
+  exit 1
+fi
+# The broker's own copy of the plugin: the build tree may be unreadable to it.
+cp "$plugin" "$work/cairn_mosquitto_plugin.so"
+chmod 0644 "$work/cairn_mosquitto_plugin.so"
+plugin=$work/cairn_mosquitto_plugin.so
 
 openssl_quiet() { openssl "$@" 2>>"$work/openssl.log"; }
 
@@ -184,7 +198,11 @@ broker_listening() {
 }
 
 start_broker() {
-  "$mosquitto_bin" -c "$work/mosquitto.conf" >"$work/broker.out" 2>&1 &
+  if [[ -n "${CAIRN_BROKER_PRELOAD:-}" ]]; then
+    LD_PRELOAD="$CAIRN_BROKER_PRELOAD" "$mosquitto_bin" -c "$work/mosquitto.conf" >"$work/broker.out" 2>&1 &
+  else
+    "$mosquitto_bin" -c "$work/mosquitto.conf" >"$work/broker.out" 2>&1 &
+  fi
   broker_pid=$!
   if ! poll 200 broker_listening; then
     echo "plugin_test: broker did not start listening on $auth_port/$node_port" >&2
