@@ -223,6 +223,7 @@ if [[ -n "${CAIRN_TEST_BROKER_DEBUG:-}" ]]; then echo "log_type all" >>"$work/mo
 # access file and the limits existed (to see the new checks fail on it).
 if [[ -n "${CAIRN_TEST_OLD_PLUGIN:-}" ]]; then
   sed -i '/^plugin_opt_access_file\|^plugin_opt_[a-z_]* [0-9.]*$/d' "$work/mosquitto.conf"
+  sed -i 's/^use_identity_as_username false/use_identity_as_username true/' "$work/mosquitto.conf"
   echo "user:alice $(hash "$pw_alice")" >>credentials
 fi
 
@@ -302,7 +303,8 @@ pub() {
   if [[ " $* " != *" -i "* ]]; then extra+=(-i "$id"); fi
   if [[ " $* " == *" -t cairn/v1/rpc/"* && " $* " != *" response-topic "* &&
     "${NO_AUTO_RT:-0}" != 1 ]]; then
-    extra+=(-D publish response-topic "cairn/v1/reply/$principal/$id/test")
+    if [[ -n "${CAIRN_TEST_OLD_PLUGIN:-}" ]]; then principal=; else principal+=/; fi
+    extra+=(-D publish response-topic "cairn/v1/reply/$principal$id/test")
   fi
   # shellcheck disable=SC2046
   mosquitto_pub $(opts "$who") "${extra[@]}" -q 1 "$@" >"$work/last-pub" 2>&1
@@ -351,6 +353,7 @@ ready() {
   done
   echo "plugin_test: subscriber $name never became ready" >&2
   cat "$work/sub-$name.err" >&2 || true
+  if [[ -n "${CAIRN_TEST_OLD_PLUGIN:-}" ]]; then fail "subscriber $name becomes ready"; return 0; fi
   return 1
 }
 
