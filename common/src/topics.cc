@@ -222,6 +222,31 @@ bool Matches(std::string_view filter, std::string_view topic) {
   return i == t.size();
 }
 
+std::string RpcRoot() { return Join({kRoot, "rpc"}); }
+std::string ReplyRoot() { return Join({kRoot, "reply"}); }
+
+bool IsRpcTopic(std::string_view topic) {
+  const std::string root = RpcRoot();
+  return topic.substr(0, root.size()) == root &&
+         (topic.size() == root.size() || topic[root.size()] == '/');
+}
+
+std::string RevokeTopic() { return Join({kRoot, "sys", "revoke"}); }
+std::string UnrevokeTopic() { return Join({kRoot, "sys", "unrevoke"}); }
+
+bool IsTopicLevel(std::string_view text) {
+  return !text.empty() && text.find_first_of(std::string_view("/+#\0", 4)) == std::string_view::npos;
+}
+
+std::optional<DataTopicParts> ParseDataTopic(std::string_view topic) {
+  auto levels = SplitLevels(topic);
+  if (levels.size() != 6 || !IsWorkspaceTopic(levels) || levels[4] != "data" ||
+      !IsValidName(levels[5])) {
+    return std::nullopt;
+  }
+  return DataTopicParts{std::string(levels[3]), std::string(levels[5])};
+}
+
 std::string NodePrincipal(std::string_view ws, std::string_view node) {
   return "node:" + std::string(ws) + ":" + std::string(node);
 }

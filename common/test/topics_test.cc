@@ -164,6 +164,37 @@ TEST(TopicScheme, ParsesRpcTopicsIntoServiceAndMethod) {
   }
 }
 
+TEST(TopicScheme, NamesTheRpcReplyAndRevocationRoots) {
+  EXPECT_EQ(RpcRoot(), "cairn/v1/rpc");
+  EXPECT_EQ(ReplyRoot(), "cairn/v1/reply");
+  EXPECT_EQ(RevokeTopic(), "cairn/v1/sys/revoke");
+  EXPECT_EQ(UnrevokeTopic(), "cairn/v1/sys/unrevoke");
+  EXPECT_TRUE(IsRpcTopic("cairn/v1/rpc"));
+  EXPECT_TRUE(IsRpcTopic("cairn/v1/rpc/registry/Bootstrap"));
+  EXPECT_FALSE(IsRpcTopic("cairn/v1/rpcx/registry"));
+  EXPECT_FALSE(IsRpcTopic("cairn/v1/reply/x"));
+}
+
+TEST(TopicScheme, TopicLevelHasNoSeparatorOrWildcard) {
+  EXPECT_TRUE(IsTopicLevel("ctl-42"));
+  EXPECT_TRUE(IsTopicLevel("node:demo:n1"));
+  for (const std::string& bad : std::vector<std::string>{"", "a/b", "a+", "#", std::string("a\0b", 3)}) {
+    EXPECT_FALSE(IsTopicLevel(bad)) << bad;
+  }
+}
+
+TEST(TopicScheme, DataTopicIsExactlyOneDnsLabelBelowData) {
+  auto ok = ParseDataTopic("cairn/v1/ws/demo/data/temps");
+  ASSERT_TRUE(ok.has_value());
+  EXPECT_EQ(ok->ws, "demo");
+  EXPECT_EQ(ok->stream, "temps");
+  for (const char* bad : {"cairn/v1/ws/demo/data", "cairn/v1/ws/demo/data/a/b", "cairn/v1/ws/demo/data/+",
+                          "cairn/v1/ws/demo/data/#", "cairn/v1/ws/demo/data/Temps", "cairn/v1/ws/demo/data/",
+                          "cairn/v1/ws/De/data/x", "cairn/v1/ws/demo/events/x"}) {
+    EXPECT_FALSE(ParseDataTopic(bad).has_value()) << bad;
+  }
+}
+
 TEST(TopicFilter, MatchesPerMqttRules) {
   struct Case {
     std::string filter;

@@ -10,7 +10,12 @@
 # node daemon does), so at most one connection per node is open at a time.
 #
 # Environment: CAIRN_PLUGIN (path of cairn_mosquitto_plugin.so; set by CTest),
-# CAIRN_TEST_KEEP=1 keeps the temporary directory for inspection.
+# CAIRN_TEST_KEEP=1 keeps the temporary directory for inspection,
+# CAIRN_BROKER_PRELOAD (optional) is put in the broker's LD_PRELOAD (the
+# sanitizer build sets it to the ASan/UBSan runtime a sanitized plugin needs).
+# The checkout and build tree may live where user "mosquitto" cannot enter
+# (a 0700 home or mktemp -d): the broker reads only a private copy of the
+# plugin and its files in a temporary directory it can read.
 # Needs: mosquitto, mosquitto_pub, mosquitto_sub, openssl, python3, sha256sum.
 # Prints "N passed, M failed"; exits non-zero if anything failed.
 # Also: CAIRN_TEST_BROKER_DEBUG=1 adds "log_type all" (the plugin logs every
@@ -91,6 +96,15 @@ poll() {
 
 chmod 0755 "$work"   # the broker may run as user "mosquitto"
 cd "$work"
+if [[ $(id -u) == 0 ]] && id mosquitto >/dev/null 2>&1 &&
+  ! runuser -u mosquitto -- test -x "$work" 2>/dev/null; then
+  echo "plugin_test: user mosquitto cannot enter $work (TMPDIR=${TMPDIR:-}); set TMPDIR to a directory it can reach" >&2
+  exit 1
+fi
+# The broker's own copy of the plugin: the build tree may be unreadable to it.
+cp "$plugin" "$work/cairn_mosquitto_plugin.so"
+chmod 0644 "$work/cairn_mosquitto_plugin.so"
+plugin=$work/cairn_mosquitto_plugin.so
 
 openssl_quiet() { openssl "$@" 2>>"$work/openssl.log"; }
 
@@ -127,9 +141,33 @@ openssl_quiet req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
   -keyout rogue.key -out rogue.csr -subj "/CN=node:demo:n1"
 openssl_quiet x509 -req -in rogue.csr -CA rogue-ca.crt -CAkey rogue-ca.key -CAcreateserial -days 2 \
   -out rogue.crt -extfile n1.ext
-chmod 0644 ./*.crt ./*.key            # test keys: readable by the broker user
+chmod 0644 ./*.crt ./*.key            # test client keys: the test reads them
+chmod 0600 server.key                 # render-conf.sh refuses a group/world-readable broker key
+if [[ $(id -u) == 0 ]] && id mosquitto >/dev/null 2>&1; then chown mosquitto: server.key; fi
 
 hash() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
+# pbkdf2 PASSWORD: the access-file hash (policy/password.h format) with few
+# iterations, so that the test stays fast.
+pbkdf2() {
+  python3 -c '
+import base64, hashlib, os, sys
+b64 = lambda b: base64.urlsafe_b64encode(b).decode().rstrip("=")
+salt = os.urandom(16)
+dk = hashlib.pbkdf2_hmac("sha256", sys.argv[1].encode(), salt, 1000, 32)
+print("pbkdf2-sha256$1000$" + b64(salt) + "$" + b64(dk))
+' "$1"
+}
+# write_access LINES...: the access snapshot (policy/access.h), atomically.
+write_access() {
+  {
+    echo "cairn-access 1"
+    echo "generated_ms $(date +%s%3N)"
+    printf '%s\n' "$@"
+    echo "end"
+  } >"$work/access.new"
+  chmod 0644 "$work/access.new"
+  mv "$work/access.new" "$work/access"
+}
 pw_registry=reg-secret
 pw_observer=obs-secret
 pw_alice=alice-secret
@@ -139,10 +177,12 @@ pw_late=late-secret
   echo
   echo "svc:registry $(hash "$pw_registry")"
   echo "svc:observer $(hash "$pw_observer")"
-  echo "user:alice   $(hash "$pw_alice")"
   echo "node:demo:n1 $(hash n1-password)  # listed, yet must never log in by password"
 } >credentials
 chmod 0644 credentials
+alice_hash=$(pbkdf2 "$pw_alice")
+access_base=("user alice $alice_hash" "role alice * admin")
+write_access "${access_base[@]}"
 
 mkdir -p data log
 if [[ $(id -u) == 0 ]] && id mosquitto >/dev/null 2>&1; then
@@ -175,8 +215,17 @@ CAIRN_BROKER_KEY_FILE=$work/server.key \
 CAIRN_BROKER_PLUGIN=$plugin \
 CAIRN_BROKER_CREDENTIALS_FILE=$work/credentials \
 CAIRN_BROKER_LOG_FILE=$work/log/mosquitto.log \
+CAIRN_BROKER_ACCESS_FILE=$work/access \
+CAIRN_BROKER_LIMITS="refusal_summary_seconds=1 bootstrap_max_connections=3 bootstrap_max_session_seconds=4" \
   bash "$broker_config_dir/render-conf.sh" "$work/mosquitto.conf"
 if [[ -n "${CAIRN_TEST_BROKER_DEBUG:-}" ]]; then echo "log_type all" >>"$work/mosquitto.conf"; fi
+# CAIRN_TEST_OLD_PLUGIN=1: run the checks against a plugin from before the
+# access file and the limits existed (to see the new checks fail on it).
+if [[ -n "${CAIRN_TEST_OLD_PLUGIN:-}" ]]; then
+  sed -i '/^plugin_opt_access_file\|^plugin_opt_[a-z_]* [0-9.]*$/d' "$work/mosquitto.conf"
+  sed -i 's/^use_identity_as_username false/use_identity_as_username true/' "$work/mosquitto.conf"
+  echo "user:alice $(hash "$pw_alice")" >>credentials
+fi
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 broker_listening() {
@@ -184,7 +233,11 @@ broker_listening() {
 }
 
 start_broker() {
-  "$mosquitto_bin" -c "$work/mosquitto.conf" >"$work/broker.out" 2>&1 &
+  if [[ -n "${CAIRN_BROKER_PRELOAD:-}" ]]; then
+    LD_PRELOAD="$CAIRN_BROKER_PRELOAD" "$mosquitto_bin" -c "$work/mosquitto.conf" >"$work/broker.out" 2>&1 &
+  else
+    "$mosquitto_bin" -c "$work/mosquitto.conf" >"$work/broker.out" 2>&1 &
+  fi
   broker_pid=$!
   if ! poll 200 broker_listening; then
     echo "plugin_test: broker did not start listening on $auth_port/$node_port" >&2
@@ -206,6 +259,19 @@ client_id() {
     n2) echo node:demo:n2 ;;
     x1) echo node:other:x1 ;;
     *) echo "pub-$1" ;;
+  esac
+}
+# principal_of WHO: the principal (MQTT username) of a test identity.
+principal_of() {
+  case $1 in
+    n1) echo node:demo:n1 ;;
+    n2) echo node:demo:n2 ;;
+    x1) echo node:other:x1 ;;
+    registry) echo svc:registry ;;
+    observer) echo svc:observer ;;
+    alice) echo user:alice ;;
+    bootstrap) echo bootstrap ;;
+    *) echo "$1" ;;
   esac
 }
 
@@ -231,12 +297,14 @@ opts() {
 pub() {
   local who=$1
   shift
-  local id extra=()
+  local id extra=() principal
   id=$(client_id "$who")
+  principal=$(principal_of "$who")
   if [[ " $* " != *" -i "* ]]; then extra+=(-i "$id"); fi
   if [[ " $* " == *" -t cairn/v1/rpc/"* && " $* " != *" response-topic "* &&
     "${NO_AUTO_RT:-0}" != 1 ]]; then
-    extra+=(-D publish response-topic "cairn/v1/reply/$id/test")
+    if [[ -n "${CAIRN_TEST_OLD_PLUGIN:-}" ]]; then principal=; else principal+=/; fi
+    extra+=(-D publish response-topic "cairn/v1/reply/$principal$id/test")
   fi
   # shellcheck disable=SC2046
   mosquitto_pub $(opts "$who") "${extra[@]}" -q 1 "$@" >"$work/last-pub" 2>&1
@@ -285,6 +353,7 @@ ready() {
   done
   echo "plugin_test: subscriber $name never became ready" >&2
   cat "$work/sub-$name.err" >&2 || true
+  if [[ -n "${CAIRN_TEST_OLD_PLUGIN:-}" ]]; then fail "subscriber $name becomes ready"; return 0; fi
   return 1
 }
 
@@ -327,7 +396,7 @@ refused() {
     fail "$label" "$(cat "$work/last-pub")"
   fi
 }
-refused "wrong password is rejected" -u svc:registry -P wrong-password
+refused "wrong password is rejected" -u svc:registry -P not-the-pass-xyzzy
 refused "missing password is rejected" -u svc:registry
 refused "unknown principal is rejected" -u svc:nobody -P x
 refused "node principal with a password is rejected (even if listed)" -u node:demo:n1 -P n1-password
@@ -348,7 +417,7 @@ if ! mosquitto_pub -h 127.0.0.1 -p "$node_port" --cafile "$work/ca.crt" -V mqttv
 else
   fail "node listener refuses a certificate from another CA"
 fi
-if ! grep -q "$pw_registry\|wrong-password\|n1-password" "$work/log/mosquitto.log"; then
+if ! grep -q "$pw_registry\|not-the-pass-xyzzy\|n1-password\|$pw_alice" "$work/log/mosquitto.log"; then
   pass "passwords never reach the broker log"
 else
   fail "passwords never reach the broker log"
@@ -521,10 +590,10 @@ if ! grep -q "wrong-id-1" "$work/sub-obs" && [[ "$wrong_pub" == *"Not authorized
 else
   fail "node certificate with another client id cannot publish" "PUBACK: $wrong_pub"
 fi
-if poll 200 log_since "$wrong_mark" "disconnecting client n1-other-id"; then
-  pass "node certificate with another client id is disconnected"
+if poll 200 log_since "$wrong_mark" "denied connect of 'node:demo:n1' (client n1-other-id).*certificate-mismatch"; then
+  pass "node certificate with another client id is refused at connect"
 else
-  fail "node certificate with another client id is disconnected"
+  fail "node certificate with another client id is refused at connect"
 fi
 # Retained messages arrive on subscribe, so an accepted subscription shows at once.
 pub registry -r -t cairn/v1/ws/demo/nodes/n1/desired -m desired-retained
@@ -562,7 +631,7 @@ will_then_kill() {
   local mark pid who=${WILL_WHO:-n1} id=${WILL_ID:-node:demo:n1}
   mark=$(log_mark)
   # shellcheck disable=SC2046
-  mosquitto_sub $(opts "$who") -i "$id" -q 1 -t "cairn/v1/reply/$id/#" "$@" >"$work/sub-will" 2>&1 &
+  mosquitto_sub $(opts "$who") -i "$id" -q 1 -t "cairn/v1/reply/$(principal_of "$who")/$id/#" "$@" >"$work/sub-will" 2>&1 &
   pid=$!
   bg_pids+=("$pid")
   if ! poll 200 log_since "$mark" "New client connected .* as $id "; then
@@ -575,7 +644,7 @@ will_then_kill() {
   fi
 }
 will_then_kill --will-topic cairn/v1/rpc/registry/CreateWorkspace --will-payload will-rpc-1 --will-qos 1 \
-  -D will response-topic cairn/v1/reply/node:demo:n1/x
+  -D will response-topic cairn/v1/reply/node:demo:n1/node:demo:n1/x
 marker rpcsvc registry cairn/v1/rpc/registry/Ping
 if ! grep -q "will-rpc-1" "$work/sub-rpcsvc"; then
   pass "a node's last will on an RPC topic is not delivered"
@@ -599,9 +668,9 @@ WILL_WHO=alice WILL_ID=ctl-will will_then_kill --will-topic cairn/v1/rpc/registr
   -D will response-topic cairn/v1/reply/someone-else/x
 WILL_WHO=bootstrap WILL_ID=boot-will will_then_kill --will-topic cairn/v1/rpc/registry/Bootstrap \
   --will-payload will-boot-1 --will-qos 1 -D will user-property cairn-principal user:root \
-  -D will response-topic cairn/v1/reply/boot-will/x
+  -D will response-topic cairn/v1/reply/bootstrap/boot-will/x
 WILL_WHO=alice WILL_ID=ctl-will will_then_kill --will-topic cairn/v1/rpc/registry/CreateWorkspace \
-  --will-payload will-alice-2 --will-qos 1 --will-retain -D will response-topic cairn/v1/reply/ctl-will/x
+  --will-payload will-alice-2 --will-qos 1 --will-retain -D will response-topic cairn/v1/reply/user:alice/ctl-will/x
 marker rpcsvc registry cairn/v1/rpc/registry/Ping
 if ! grep -q "will-alice-\|will-boot-" "$work/sub-rpcsvc"; then
   pass "operator and bootstrap wills on RPC topics (e.g. with a forged cairn-principal) are not delivered"
@@ -643,15 +712,17 @@ rt_denied() {  # rt_denied LABEL PAYLOAD PUB-ARGS...
   fi
 }
 rt_denied "RPC request whose response topic is another client's reply prefix is refused" rt-foreign \
-  -i ctl-test -D publish response-topic cairn/v1/reply/someone-else/x
+  -i ctl-test -D publish response-topic cairn/v1/reply/user:alice/someone-else/x
+rt_denied "RPC request whose response topic is another principal's prefix (same client id) is refused" rt-otherprincipal \
+  -i ctl-test -D publish response-topic cairn/v1/reply/user:bob/ctl-test/x
 rt_denied "RPC request without a response topic is refused" rt-none -i ctl-test
 rt_denied "RPC request whose response topic has a wildcard is refused" rt-wild \
-  -i ctl-test -D publish response-topic 'cairn/v1/reply/ctl-test/+'
+  -i ctl-test -D publish response-topic 'cairn/v1/reply/user:alice/ctl-test/+'
 rt_denied "RPC request whose response topic only extends the client id is refused" rt-longer \
-  -i ctl-test -D publish response-topic cairn/v1/reply/ctl-testx/x
+  -i ctl-test -D publish response-topic cairn/v1/reply/user:alice/ctl-testx/x
 rt_denied "RPC request from a client id with '/' (it owns no reply prefix) is refused" rt-slash \
-  -i ctl/test -D publish response-topic cairn/v1/reply/ctl/test/x
-if pub alice -i ctl-test -t cairn/v1/rpc/registry/X -m rt-own -D publish response-topic cairn/v1/reply/ctl-test/x &&
+  -i ctl/test -D publish response-topic cairn/v1/reply/user:alice/ctl/test/x
+if pub alice -i ctl-test -t cairn/v1/rpc/registry/X -m rt-own -D publish response-topic cairn/v1/reply/user:alice/ctl-test/x &&
   poll 200 has_line rpcsvc "cairn/v1/rpc/registry/X|cairn-principal:user:alice|rt-own"; then
   pass "RPC request with a response topic under its own reply prefix is delivered"
 else
@@ -666,12 +737,12 @@ fi
 stop_sub rpcsvc
 
 # -- nodes: reading ------------------------------------------------------------
-start_sub n1 n1 -t 'cairn/v1/ws/demo/#' -t 'cairn/v1/reply/node:demo:n1/#'
-ready n1 cairn/v1/ws/demo/test-ready
+start_sub n1 n1 -t 'cairn/v1/ws/demo/#' -t 'cairn/v1/reply/node:demo:n1/node:demo:n1/#'
+ready n1 cairn/v1/ws/demo/nodes/n1/desired
 pub registry -t cairn/v1/ws/demo/nodes/n1/desired -m n1-desired
-pub registry -t cairn/v1/reply/node:demo:n1/1 -m n1-reply
+pub registry -t cairn/v1/reply/node:demo:n1/node:demo:n1/1 -m n1-reply
 if poll 200 has_line n1 "cairn/v1/ws/demo/nodes/n1/desired|cairn-principal:svc:registry|n1-desired" &&
-  poll 200 has_line n1 "cairn/v1/reply/node:demo:n1/1|cairn-principal:svc:registry|n1-reply"; then
+  poll 200 has_line n1 "cairn/v1/reply/node:demo:n1/node:demo:n1/1|cairn-principal:svc:registry|n1-reply"; then
   pass "node reads its desired state and its replies, stamped by the service"
 else
   fail "node reads its desired state and its replies, stamped by the service" "$(cat "$work/sub-n1")"
@@ -727,15 +798,227 @@ if ! grep -q "someone-elses-rpc\|^cairn/v1/sys" "$work/sub-alice"; then
 else
   fail "operator reads workspaces but not others' RPCs or cairn/v1/sys" "$(cat "$work/sub-alice")"
 fi
-start_sub bootreply bootstrap -t 'cairn/v1/reply/sub-bootreply/#' -t 'cairn/v1/reply/node:demo:n1/#' -t 'cairn/v1/ws/demo/#'
-ready bootreply cairn/v1/reply/sub-bootreply/ready
-pub registry -t cairn/v1/reply/node:demo:n1/3 -m bootstrap-snoop
+start_sub bootreply bootstrap -t 'cairn/v1/reply/bootstrap/sub-bootreply/#' -t 'cairn/v1/reply/node:demo:n1/#' -t 'cairn/v1/ws/demo/#'
+ready bootreply cairn/v1/reply/bootstrap/sub-bootreply/ready
+pub registry -t cairn/v1/reply/node:demo:n1/node:demo:n1/3 -m bootstrap-snoop
 pub registry -t cairn/v1/ws/demo/events -m bootstrap-ws
-marker bootreply registry cairn/v1/reply/sub-bootreply/m
+marker bootreply registry cairn/v1/reply/bootstrap/sub-bootreply/m
 if ! grep -q "bootstrap-snoop\|bootstrap-ws" "$work/sub-bootreply"; then
   pass "bootstrap reads only its own reply topic"
 else
   fail "bootstrap reads only its own reply topic" "$(cat "$work/sub-bootreply")"
+fi
+stop_sub bootreply   # bootstrap connections are counted (bootstrap_max_connections)
+
+# -- section 3 findings ------------------------------------------------------------
+# Each check below failed on the plugin before issue 5 (CAIRN_TEST_OLD_PLUGIN=1).
+
+# live_pub NAME WHO ID TOPIC: a connection of WHO with client id ID that stays
+# open; lines written to fd of live_send NAME are published on TOPIC.
+declare -A live_fds live_pids
+live_pub() {
+  local name=$1 who=$2 id=$3 topic=$4 fd
+  rm -f "$work/$name.fifo"
+  mkfifo "$work/$name.fifo"
+  # shellcheck disable=SC2046
+  mosquitto_pub $(opts "$who") -i "$id" -q 1 -t "$topic" -l <"$work/$name.fifo" >"$work/live-$name" 2>&1 &
+  live_pids[$name]=$!
+  bg_pids+=($!)
+  exec {fd}>"$work/$name.fifo"
+  live_fds[$name]=$fd
+}
+live_send() { echo "$2" >&"${live_fds[$1]}"; }
+# live_end NAME: closes its input, so it sends what is queued and exits.
+live_end() {
+  local fd=${live_fds[$1]} pid=${live_pids[$1]}
+  exec {fd}>&-
+  poll 100 eval "! kill -0 $pid 2>/dev/null" || kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+# Certificate logins are decided at connect: another node's (or another
+# workspace's) certificate with n1's client id must not kick n1 off.
+live_pub n1live n1 node:demo:n1 cairn/v1/ws/demo/nodes/n1/logs
+live_send n1live cert-live-1
+poll 200 has_line obs "cairn/v1/ws/demo/nodes/n1/logs|cairn-principal:node:demo:n1|cert-live-1" ||
+  fail "n1 stays connected (setup)" "$(cat "$work/live-n1live")"
+takeover_mark=$(log_mark)
+# shellcheck disable=SC2046
+mosquitto_pub $(opts n2) -i node:demo:n1 -t cairn/v1/ws/demo/nodes/n2/logs -m t1 -q 1 >"$work/last-pub" 2>&1 || true
+n2_out=$(cat "$work/last-pub")
+# shellcheck disable=SC2046
+mosquitto_pub $(opts x1) -i node:demo:n1 -t cairn/v1/ws/other/nodes/x1/logs -m t2 -q 1 >"$work/last-pub" 2>&1 || true
+x1_out=$(cat "$work/last-pub")
+live_send n1live cert-live-2
+if [[ "$n2_out" == *"Not authorized"* && "$x1_out" == *"Not authorized"* ]] &&
+  poll 200 has_line obs "cairn/v1/ws/demo/nodes/n1/logs|cairn-principal:node:demo:n1|cert-live-2" &&
+  ! log_since "$takeover_mark" "Client node:demo:n1 already connected"; then
+  pass "another node's or workspace's certificate with a node's client id is refused at connect and does not kick the node"
+else
+  fail "another node's or workspace's certificate with a node's client id is refused at connect and does not kick the node" \
+    "n2: $n2_out" "x1: $x1_out" "$(tail -n "+$((takeover_mark + 1))" "$work/log/mosquitto.log" | grep -i "node:demo:n1" | head -5)"
+fi
+live_end n1live
+
+# Client-id takeover on the password listener: a live user session's client
+# id cannot be taken by bootstrap (it would receive the user's replies).
+start_sub ctl alice -t 'cairn/v1/reply/user:alice/sub-ctl/#'
+ready ctl cairn/v1/reply/user:alice/sub-ctl/ready
+steal_mark=$(log_mark)
+mosquitto_sub -h 127.0.0.1 -p "$auth_port" --cafile "$work/ca.crt" -V mqttv5 -u bootstrap -P t \
+  -i sub-ctl -t 'cairn/v1/reply/bootstrap/sub-ctl/#' -C 1 -W 3 >"$work/last-pub" 2>&1 || true
+steal_out=$(cat "$work/last-pub")
+pub registry -t cairn/v1/reply/user:alice/sub-ctl/token -m secret-token-reply
+if [[ "$steal_out" == *"Not authorized"* ]] &&
+  poll 200 has_line ctl "cairn/v1/reply/user:alice/sub-ctl/token|cairn-principal:svc:registry|secret-token-reply" &&
+  ! log_since "$steal_mark" "Client sub-ctl already connected"; then
+  pass "bootstrap cannot take over a live user's client id; the user keeps its replies"
+else
+  fail "bootstrap cannot take over a live user's client id; the user keeps its replies" "$steal_out" \
+    "$(tail -n "+$((steal_mark + 1))" "$work/log/mosquitto.log" | grep sub-ctl | head -5)"
+fi
+stop_sub ctl
+
+# Retained writes: only a node's own status may be retained; data streams
+# are exactly one DNS-label level.
+denied_write_args() {  # denied_write_args LABEL PUB-ARGS...
+  local label=$1 payload puback
+  shift
+  payload="denied-$RANDOM$RANDOM"
+  pub n1 "$@" -m "$payload" || true
+  puback=$(cat "$work/last-pub")
+  marker obs n1 cairn/v1/ws/demo/nodes/n1/logs
+  if ! grep -qF -- "$payload" "$work/sub-obs" && [[ "$puback" == *"Not authorized"* ]]; then
+    pass "$label"
+  else
+    fail "$label" "PUBACK: $puback" "$(grep -F -- "$payload" "$work/sub-obs" || true)"
+  fi
+}
+denied_write_args "node cannot retain its health" -r -t cairn/v1/ws/demo/nodes/n1/health
+denied_write_args "node cannot retain a data stream" -r -t cairn/v1/ws/demo/data/temps
+denied_write_args "node cannot publish below data/{stream}" -t cairn/v1/ws/demo/data/temps/deep
+denied_write_args "node cannot publish a data stream that is no DNS label" -t cairn/v1/ws/demo/data/Temps_1
+pub n1 -r -t cairn/v1/ws/demo/nodes/n1/status -m n1-status-retained
+if [[ "$(cat "$work/last-pub")" != *"Not authorized"* ]]; then pass "node may retain its own status"; else
+  fail "node may retain its own status" "$(cat "$work/last-pub")"; fi
+
+# Least privilege: a node reads its own desired state only, not other nodes'
+# desired state, health or logs.
+start_sub n2peek n2 -t 'cairn/v1/ws/demo/nodes/+/#' -t cairn/v1/ws/demo/nodes/n2/desired
+ready n2peek cairn/v1/ws/demo/nodes/n2/desired
+pub registry -t cairn/v1/ws/demo/nodes/n1/desired -m n1-desired-peek
+pub n1 -t cairn/v1/ws/demo/nodes/n1/logs -m n1-logs-peek
+pub registry -t cairn/v1/ws/demo/nodes/n1/health -m n1-health-peek
+marker n2peek registry cairn/v1/ws/demo/nodes/n2/desired
+stop_sub n2peek
+if ! grep -q "n1-desired-peek\|n1-logs-peek\|n1-health-peek" "$work/sub-n2peek"; then
+  pass "node reads neither another node's desired state nor its health or logs"
+else
+  fail "node reads neither another node's desired state nor its health or logs" "$(cat "$work/sub-n2peek")"
+fi
+
+# Health floods: one node publishing health as fast as it can is cut to its
+# rate; another node's health still goes through, and the refusals are counted.
+flood_mark=$(log_mark)
+live_pub flood n1 node:demo:n1 cairn/v1/ws/demo/nodes/n1/health
+for i in $(seq 1 40); do live_send flood "flood-$i"; done
+live_end flood
+pub n2 -t cairn/v1/ws/demo/nodes/n2/health -m n2-during-flood
+flooded=$(grep -c "cairn/v1/ws/demo/nodes/n1/health|cairn-principal:node:demo:n1|flood-" "$work/sub-obs" || true)
+if poll 200 has_line obs "cairn/v1/ws/demo/nodes/n2/health|cairn-principal:node:demo:n2|n2-during-flood" &&
+  ((flooded >= 1 && flooded <= 10)) && poll 100 log_since "$flood_mark" "refusals in the last .*health-rate="; then
+  pass "a node flooding health is limited ($flooded of 40 delivered, counted as health-rate); other nodes are not starved"
+else
+  fail "a node flooding health is limited; other nodes are not starved" "delivered: $flooded" \
+    "$(tail -n "+$((flood_mark + 1))" "$work/log/mosquitto.log" | grep cairn: | head -5)"
+fi
+
+# Users and integrators from the access file.
+pw_bob=bob-secret
+pw_graf=graf-secret
+bob_hash=$(pbkdf2 "$pw_bob")
+graf_hash=$(pbkdf2 "$pw_graf")
+write_access "${access_base[@]}" "user bob $bob_hash" "role bob demo viewer" "cred demo grafana 0 $graf_hash"
+poll 100 grep -q "loaded access snapshot .*: 2 users, 1 credentials" "$work/log/mosquitto.log" || true
+graf_opts=(-h 127.0.0.1 -p "$auth_port" --cafile "$work/ca.crt" -V mqttv5 -u cred:demo:grafana -P "$pw_graf")
+bob_opts=(-h 127.0.0.1 -p "$auth_port" --cafile "$work/ca.crt" -V mqttv5 -u user:bob -P "$pw_bob")
+mosquitto_sub "${graf_opts[@]}" -i graf-1 -q 1 -F '%t|%P|%p' -t '#' >"$work/sub-graf" 2>"$work/sub-graf.err" &
+graf_pid=$!
+bg_pids+=("$graf_pid")
+mosquitto_sub "${bob_opts[@]}" -i bob-1 -q 1 -F '%t|%P|%p' -t '#' >"$work/sub-bob" 2>"$work/sub-bob.err" &
+bob_pid=$!
+bg_pids+=("$bob_pid")
+ready_both() {
+  pub n1 -t cairn/v1/ws/demo/nodes/n1/health -m "rb-$1" || true
+  has_line graf "cairn/v1/ws/demo/nodes/n1/health|cairn-principal:node:demo:n1|rb-$1" &&
+    has_line bob "cairn/v1/ws/demo/nodes/n1/health|cairn-principal:node:demo:n1|rb-$1"
+}
+i=0
+until ready_both "$i" || ((i > 40)); do i=$((i + 1)); sleep 1.1; done
+pub registry -t cairn/v1/ws/demo/nodes/n1/desired -m graf-desired
+pub registry -t cairn/v1/ws/other/events -m graf-other-ws
+pub registry -t cairn/v1/ws/demo/events -m demo-event
+marker graf registry cairn/v1/ws/demo/events
+if ((i <= 40)) && has_line graf "cairn/v1/ws/demo/events|cairn-principal:svc:registry|demo-event" &&
+  ! grep -q "graf-desired\|graf-other-ws" "$work/sub-graf"; then
+  pass "integrator subscribed to '#' reads its workspace's health and events only"
+else
+  fail "integrator subscribed to '#' reads its workspace's health and events only" "$(cat "$work/sub-graf.err")" \
+    "$(grep "graf-" "$work/sub-graf" || true)"
+fi
+if has_line bob "cairn/v1/ws/demo/events|cairn-principal:svc:registry|demo-event" &&
+  ! grep -q "graf-other-ws" "$work/sub-bob"; then
+  pass "viewer reads only the workspace it has a role in"
+else
+  fail "viewer reads only the workspace it has a role in" "$(cat "$work/sub-bob.err")"
+fi
+payload="graf-write-$RANDOM"
+mosquitto_pub "${graf_opts[@]}" -i graf-2 -q 1 -t cairn/v1/ws/demo/events -m "$payload" >"$work/last-pub" 2>&1 || true
+graf_pub=$(cat "$work/last-pub")
+marker obs registry cairn/v1/test/m
+if [[ "$graf_pub" == *"Not authorized"* ]] && ! grep -q "$payload" "$work/sub-obs"; then
+  pass "integrator writes nothing"
+else
+  fail "integrator writes nothing" "$graf_pub"
+fi
+removed_mark=$(log_mark)
+write_access "${access_base[@]}" "user bob $bob_hash"
+if poll 60 log_since "$removed_mark" "Client graf-1 .*disconnected\|Client graf-1 closed\|disconnecting client graf-1"; then
+  pass "removing an integrator credential disconnects its live session within 3 s"
+else
+  fail "removing an integrator credential disconnects its live session within 3 s"
+fi
+pub registry -t cairn/v1/ws/demo/events -m bob-unbound
+pub registry -t cairn/v1/ws/demo/nodes/n1/desired -m bob-marker-after
+sleep 0.5
+if ! grep -q "bob-unbound" "$work/sub-bob"; then
+  pass "removing a viewer's binding stops its reads at once"
+else
+  fail "removing a viewer's binding stops its reads at once"
+fi
+kill "$graf_pid" "$bob_pid" 2>/dev/null || true
+echo "garbage" >"$work/access.new" && mv "$work/access.new" "$work/access"
+poll 60 grep -q "invalid access file" "$work/log/mosquitto.log" || true
+refused "an invalid access file refuses user logins (fail closed)" -u user:alice -P "$pw_alice"
+write_access "${access_base[@]}"
+
+# Bootstrap abuse: at most 3 concurrent bootstrap connections in this test
+# (bootstrap_max_connections=3), each dropped after 4 s.
+boot_mark=$(log_mark)
+for b in 1 2 3; do
+  mosquitto_sub -h 127.0.0.1 -p "$auth_port" --cafile "$work/ca.crt" -V mqttv5 -u bootstrap -P t -i "boot-$b" \
+    -t "cairn/v1/reply/bootstrap/boot-$b/#" >/dev/null 2>&1 &
+  bg_pids+=($!)
+done
+for b in 1 2 3; do
+  poll 200 log_since "$boot_mark" "New client connected .* as boot-$b " ||
+    fail "bootstrap connection boot-$b (setup)" "$(tail -n "+$((boot_mark + 1))" "$work/log/mosquitto.log" | grep boot- | head -5)"
+done
+refused "a fourth concurrent bootstrap connection is refused" -u bootstrap -P t -i boot-4
+if poll 200 log_since "$boot_mark" "disconnecting client boot-1: bootstrap session older than 4 s"; then
+  pass "bootstrap sessions are dropped after bootstrap_max_session_seconds"
+else
+  fail "bootstrap sessions are dropped after bootstrap_max_session_seconds"
 fi
 
 # -- revocation ------------------------------------------------------------------

@@ -72,6 +72,28 @@ std::optional<PipelineTopicParts> ParsePipelineTopic(std::string_view topic);
 // certificate CN and its MQTT client id.
 std::string NodePrincipal(std::string_view ws, std::string_view node);
 
+// Roots of the RPC and reply trees: cairn/v1/rpc and cairn/v1/reply.
+std::string RpcRoot();
+std::string ReplyRoot();
+// True if `topic` is cairn/v1/rpc or lies below it.
+bool IsRpcTopic(std::string_view topic);
+// Revocation channel of the broker: svc:registry publishes a principal or
+// "serial:<HEX>" to cairn/v1/sys/revoke (or .../unrevoke).
+std::string RevokeTopic();
+std::string UnrevokeTopic();
+
+// True if `text` can stand as exactly one topic level: not empty, no '/',
+// '+', '#' or NUL. (Client ids and principals in reply prefixes.)
+bool IsTopicLevel(std::string_view text);
+
+// cairn/v1/ws/{ws}/data/{stream} with both names DNS labels; the workspace
+// and stream, or nullopt (deeper, shallower, wildcard or invalid names).
+struct DataTopicParts {
+  std::string ws;
+  std::string stream;
+};
+std::optional<DataTopicParts> ParseDataTopic(std::string_view topic);
+
 // Workspace of cairn/v1/ws/{ws}/events.
 std::optional<std::string> ParseEventsTopic(std::string_view topic);
 
