@@ -1,5 +1,7 @@
 #include "cairn/ctl/command_line.h"
 
+#include "cairn/policy/revocations.h"
+
 #include <cctype>
 
 #include "cairn/common/config.h"
@@ -109,24 +111,12 @@ Result<uint64_t> ParseTtlSeconds(std::string_view text) {
 }
 
 Result<std::string> ParseCertificateSerial(std::string_view text) {
-  std::string_view t = text;
-  for (std::string_view prefix : {"serial=", "0x", "0X"}) {
-    if (t.substr(0, prefix.size()) == prefix) t.remove_prefix(prefix.size());
+  auto hex = policy::NormaliseSerial(text);
+  if (!hex) {
+    return Error::InvalidArgument("certificate serial " + Quoted(text) +
+                                  ": expected 1 to 40 hex digits, not zero, as `openssl x509 -noout -serial` prints them");
   }
-  std::string hex;
-  for (char ch : t) {
-    if (ch == ':') continue;
-    if (!std::isxdigit(static_cast<unsigned char>(ch))) {
-      return Error::InvalidArgument("certificate serial " + Quoted(text) +
-                                    ": expected hex digits, as `openssl x509 -noout -serial` prints them");
-    }
-    hex += static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
-  }
-  if (hex.empty() || hex.size() > 64) {
-    return Error::InvalidArgument("certificate serial " + Quoted(text) + ": expected 1 to 64 hex digits");
-  }
-  size_t first = hex.find_first_not_of('0');
-  return first == std::string::npos ? std::string("0") : hex.substr(first);
+  return *hex;
 }
 
 }  // namespace cairn::ctl

@@ -1,5 +1,7 @@
 #include "cairn/registry/pki.h"
 
+#include "cairn/policy/revocations.h"
+
 #include <cstdio>
 #include <sys/stat.h>
 
@@ -91,9 +93,10 @@ Result<std::string> CertSerialHex(const std::string& cert_pem) {
   char* hex = BN_bn2hex(bn);
   BN_free(bn);
   if (hex == nullptr) return Error::Internal("out of memory");
-  std::string out(hex);
+  auto out = policy::NormaliseSerial(hex);  // BN_bn2hex prints whole bytes: "0A1B"
   OPENSSL_free(hex);
-  return out;
+  if (!out) return Error::InvalidArgument("certificate serial is zero");
+  return *out;
 }
 
 Result<std::string> CsrCommonName(const std::string& csr_pem) {
@@ -118,24 +121,17 @@ Result<std::string> CsrCommonName(const std::string& csr_pem) {
 }
 
 Result<std::string> NormalizeSerial(std::string_view text) {
-  if (text.starts_with("serial=")) text.remove_prefix(7);
-  std::string hex;
-  for (char c : text) {
-    if (c == ':') continue;
-    if (c >= 'a' && c <= 'f') c = static_cast<char>(c - 'a' + 'A');
-    bool ok = (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F');
-    if (!ok) return Error::InvalidArgument("certificate serial must be hexadecimal (as openssl x509 -serial prints it)");
-    if (hex.empty() && c == '0') continue;
-    hex.push_back(c);
+  auto hex = policy::NormaliseSerial(text);
+  if (!hex) {
+    return Error::InvalidArgument(
+        "certificate serial must be 1 to 40 hex digits, not zero (as openssl x509 -noout -serial prints it)");
   }
-  if (hex.empty()) return Error::InvalidArgument("certificate serial is empty or zero");
-  if (hex.size() > 40) return Error::InvalidArgument("certificate serial longer than 40 hex digits");
-  return hex;
+  return *hex;
 }
 
 Status EnsureBrokerCert(const tls::CertAuthority& ca, const std::string& out_dir,
                         const std::vector<std::string>& sans) {
-  if (auto st = MakeDirs(out_dir, 0755); !st.ok()) return st;
+  if (auto st = MakeDirs(out_dir, 0700); !st.ok()) return st;
   std::string crt = out_dir + "/broker.crt";
   if (FileExists(crt)) {
     auto existing = ReadFile(crt);
@@ -145,9 +141,10 @@ Status EnsureBrokerCert(const tls::CertAuthority& ca, const std::string& out_dir
   if (!key.ok()) return key.error();
   auto cert = tls::IssueServerCert(ca, *key, sans.empty() ? "localhost" : sans.front(), sans, 825);
   if (!cert.ok()) return cert.error();
-  // The broker drops privileges to its own user: the key must stay readable
-  // by it, so the directory, not the mode, is what keeps it private.
-  if (auto st = WriteFileAtomic(out_dir + "/broker.key", *key, 0640); !st.ok()) return st;
+  // 0600: the broker (which drops to its own user) reads it once whoever
+  // deploys the broker makes that user the owner (tests/lib/stack.sh chowns
+  // the broker directory); render-conf.sh refuses a key others can read.
+  if (auto st = WriteFileAtomic(out_dir + "/broker.key", *key, 0600); !st.ok()) return st;
   if (auto st = WriteFileAtomic(crt, *cert + ca.cert_pem, 0644); !st.ok()) return st;
   return WriteFileAtomic(out_dir + "/ca.crt", ca.cert_pem, 0644);
 }

@@ -96,7 +96,9 @@ stack_sha256() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
 
 stack_setup_pki() {
   mkdir -p "$STACK_DIR/pki" "$STACK_DIR/broker" "$STACK_DIR/secrets"
-  chmod 700 "$STACK_DIR/pki" "$STACK_DIR/secrets"
+  chmod 700 "$STACK_DIR/pki" "$STACK_DIR/secrets" "$STACK_DIR/broker"
+  # A key from an older stack may still be 0640: keys are 0600 now.
+  [[ -f "$STACK_DIR/broker/broker.key" ]] && chmod 600 "$STACK_DIR/broker/broker.key"
   "$BIN_DIR/cairn-registry" pki-init --pki-dir "$STACK_DIR/pki" --out-dir "$STACK_DIR/broker" \
     --san localhost --san 127.0.0.1 >/dev/null || { stack_die "pki-init failed"; return 1; }
   # Service secrets: random, SHA-256 lines in the broker's static credentials

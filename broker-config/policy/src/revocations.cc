@@ -20,20 +20,20 @@ std::string RevocationEntry::ToString() const {
   return kind == Kind::kSerial ? std::string(kSerialPrefix) + value : value;
 }
 
-std::optional<std::string> NormaliseSerial(std::string_view hex) {
-  if (hex.empty() || hex.size() > 128) return std::nullopt;
-  std::string out;
-  for (char c : hex) {
-    bool digit = (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F');
-    if (c >= 'a' && c <= 'f') {
-      c = static_cast<char>(c - 'a' + 'A');
-      digit = true;
-    }
-    if (!digit) return std::nullopt;
-    if (out.empty() && c == '0') continue;
-    out += c;
+std::optional<std::string> NormaliseSerial(std::string_view text) {
+  for (std::string_view prefix : {"serial=", "0x", "0X"}) {
+    if (text.substr(0, prefix.size()) == prefix) text.remove_prefix(prefix.size());
   }
-  if (out.empty()) out = "0";
+  std::string out;
+  for (char c : text) {
+    if (c == ':') continue;
+    if (c >= 'a' && c <= 'f') c = static_cast<char>(c - 'a' + 'A');
+    if (!((c >= '0' && c <= '9') || (c >= 'A' && c <= 'F'))) return std::nullopt;
+    if (out.empty() && c == '0') continue;
+    out.push_back(c);
+  }
+  // RFC 5280: a positive serial of at most 20 bytes.
+  if (out.empty() || out.size() > kMaxSerialHexDigits) return std::nullopt;
   return out;
 }
 

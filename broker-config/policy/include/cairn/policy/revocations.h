@@ -26,9 +26,12 @@ struct RevocationEntry {
 // itself cannot be revoked (it is the one who revokes).
 std::optional<RevocationEntry> ParseRevocationEntry(std::string_view text);
 
-// Upper-case hex without leading zeros ("0" for zero); nullopt if `hex` is
-// not hex.
-std::optional<std::string> NormaliseSerial(std::string_view hex);
+// A certificate serial in its one canonical form: upper-case hex without
+// leading zeros, as OpenSSL's BN_bn2hex prints it. Accepts what people paste:
+// "serial=" (openssl x509 -serial), "0x", colons, lower case. nullopt if it
+// is not hex, is zero, or is longer than 20 bytes (RFC 5280).
+inline constexpr std::size_t kMaxSerialHexDigits = 40;
+std::optional<std::string> NormaliseSerial(std::string_view text);
 
 class Revocations {
  public:
