@@ -731,6 +731,27 @@ Result<std::string> CertSha256(const std::string& cert_pem) {
   return CertDigest(cert->get());
 }
 
+Result<std::string> CsrCommonName(const std::string& csr_pem) {
+  BIO* bio = BIO_new_mem_buf(csr_pem.data(), static_cast<int>(csr_pem.size()));
+  if (bio == nullptr) return Error::Internal("out of memory");
+  X509_REQ* req = PEM_read_bio_X509_REQ(bio, nullptr, nullptr, nullptr);
+  BIO_free(bio);
+  if (req == nullptr) return Error::InvalidArgument("not a PEM certificate request");
+  std::string cn;
+  X509_NAME* name = X509_REQ_get_subject_name(req);
+  int idx = name ? X509_NAME_get_index_by_NID(name, NID_commonName, -1) : -1;
+  if (idx >= 0) {
+    ASN1_STRING* data = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, idx));
+    unsigned char* utf8 = nullptr;
+    int len = ASN1_STRING_to_UTF8(&utf8, data);
+    if (len >= 0) cn.assign(reinterpret_cast<char*>(utf8), static_cast<size_t>(len));
+    OPENSSL_free(utf8);
+  }
+  X509_REQ_free(req);
+  if (cn.empty()) return Error::InvalidArgument("certificate request has no subject CN");
+  return cn;
+}
+
 Result<std::string> CertCommonName(const std::string& cert_pem) {
   ErrorQueueScope scope;
   auto cert = ParseCert(cert_pem);

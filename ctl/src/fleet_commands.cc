@@ -197,6 +197,11 @@ Status Ctl::NodeCmd(const std::string& verb, const Args& a) {
          << "\nstate:       " << Printable(r->state()) << " (for " << Age(r->state_since_ms(), now)
          << ")\nlabels:      " << Printable(LabelString({r->labels().begin(), r->labels().end()}))
          << "\nlast seen:   " << Age(r->last_seen_ms(), now) << " ago\nagent:       " << Printable(r->agent_version())
+         << "\ncertificate: "
+         << (r->cert_serial().empty() ? std::string("-")
+                                      : "serial " + Printable(r->cert_serial()) + ", expires " +
+                                            (r->cert_expires_ms() > now ? "in " + Age(now, r->cert_expires_ms())
+                                                                        : std::string("(expired)")))
          << "\n";
     if (r->has_health()) {
       out_ << "cpu:         " << h.cpu_percent() << "%\nmemory:      " << Bytes(h.memory_used_bytes()) << " / "

@@ -74,7 +74,8 @@ Status CertificateRenewer::Renew() {
   if (!ca.ok()) return ca.error();
   auto key = tls::GenerateKey();
   if (!key.ok()) return key.error();
-  auto csr = tls::MakeCsr(*key, id_.node);
+  // The CN must be this node's principal: the registry renews only the caller.
+  auto csr = tls::MakeCsr(*key, topics::NodePrincipal(id_.workspace, id_.node));
   if (!csr.ok()) return csr.error();
   if (!rpc_started_) {
     if (auto st = rpc_.Start(); !st.ok()) return st;

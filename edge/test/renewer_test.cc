@@ -44,6 +44,9 @@ class FakeRegistry {
           ++calls;
           caller = ctx.principal;
           if (fail) return Error::Unavailable("database is down");
+          // The registry's rule: a node renews only its own certificate.
+          auto asked = tls::CsrCommonName(req.csr_pem());
+          if (!asked.ok() || *asked != ctx.principal) return Error::PermissionDenied("CSR CN is not the caller");
           auto cert = tls::SignClientCsr(ca_, req.csr_pem(), cn.empty() ? ctx.principal : cn, days);
           if (!cert.ok()) return cert.error();
           v1::RenewCertificateResponse resp;

@@ -745,7 +745,7 @@ Result<v1::RenewCertificateResponse> RegistryService::RenewCertificate(
   const std::string ws = caller->who.ws;
   const std::string node = caller->who.name;
   if (req.csr_pem().size() > 16 * 1024) return Error::InvalidArgument("CSR too large");
-  auto cn = CsrCommonName(req.csr_pem());
+  auto cn = tls::CsrCommonName(req.csr_pem());
   if (!cn.ok()) return Error::InvalidArgument("CSR rejected: " + cn.error().message);
   if (*cn != ctx.principal) {
     metrics_.Add("renewal_refused");

@@ -74,7 +74,7 @@ TEST(CertificateSerials, AreReadInTheRevocationFormat) {
   ASSERT_TRUE(key.ok());
   auto csr = tls::MakeCsr(*key, "node:demo:n1");
   ASSERT_TRUE(csr.ok());
-  EXPECT_EQ(*CsrCommonName(*csr), "node:demo:n1");
+  EXPECT_EQ(*tls::CsrCommonName(*csr), "node:demo:n1");
   auto cert = tls::SignClientCsr(*ca, *csr, "node:demo:n1", 1);
   ASSERT_TRUE(cert.ok());
   auto serial = CertSerialHex(*cert);
@@ -86,7 +86,7 @@ TEST(CertificateSerials, AreReadInTheRevocationFormat) {
   auto other = tls::SignClientCsr(*ca, *csr, "node:demo:n1", 1);
   ASSERT_TRUE(other.ok());
   EXPECT_NE(*CertSerialHex(*other), *serial);
-  EXPECT_FALSE(CsrCommonName("not a csr").ok());
+  EXPECT_FALSE(tls::CsrCommonName("not a csr").ok());
 }
 
 TEST(CertificateSerials, AreNormalisedFromWhatPeopleType) {

@@ -160,6 +160,34 @@ eventually "a revoked credential's live session is cut within a second" 2 gone "
 check_fails "and it cannot log in again" "not authori[sz]ed|Not authorized|refused" \
   mosquitto_sub -V mqttv5 -h localhost -p "$AUTH_PORT" --cafile "$CAIRN_CA_FILE" -u "$CRED_USER" -P "$CRED_PW" -t "cairn/v1/ws/$A/events" -C 1 -W 3
 
+t_section "certificates over time: renewal without a token, revocation by serial"
+check "node n4 in $A" bootstrap $A n4
+serial_of() { cairnctl -w $A -o json node get "$1" | jq -r '.cert_serial // empty'; }
+file_serial() { openssl x509 -noout -serial -in "$STACK_DIR/nodes/$A-n4/node.crt" | cut -d= -f2; }
+S1=$(serial_of n4)
+check "the registry records the serial it issued at bootstrap" test -n "$S1"
+check "node get shows it" bash -c "cairnctl -w $A node get n4 | grep -q 'certificate: serial $S1, expires in'"
+# Renewal is due at once with --cert-renew-percent 0 (normally at two thirds).
+stack_start_edge "$A-n4" --health-interval 1s --cert-renew-percent 0
+renewed() { local s; s=$(serial_of n4); [[ -n "$s" && "$s" != "$S1" ]]; }
+eventually "the node renews its certificate over its current connection" 20 renewed
+S2=$(serial_of n4)
+check "it logs the renewal" grep -q "certificate renewed: serial" "$STACK_DIR/logs/node-$A-n4.log"
+check "the new certificate is on disk and the registry knows it" bash -c "[[ \$(openssl x509 -noout -serial -in '$STACK_DIR/nodes/$A-n4/node.crt' | cut -d= -f2 | sed 's/^0*//') == '$S2' ]]"
+check "the key stays 0600" test "$(stat -c %a "$STACK_DIR/nodes/$A-n4/node.key")" = 600
+eventually "the node is online with the renewed certificate" 15 bash -c "cairnctl -w $A -o json node get n4 | jq -e '.state == \"online\"'"
+check "revoking the old serial" cairnctl -w $A cert revoke "$S1"
+SEQ=$(cairnctl -w $A -o json node get n4 | jq -r '.health.seq // 0')
+eventually "leaves the node (on its new certificate) online and reporting" 10 \
+  bash -c "cairnctl -w $A -o json node get n4 | jq -e '.state == \"online\" and ((.health.seq // 0) | tonumber) > $SEQ + 1'"
+check_fails "a serial never issued in the workspace is refused" "no certificate with serial" cairnctl -w $A cert revoke ABCDEF0123
+check_fails "a user without a role in the workspace cannot revoke its certificates" "needs role operator in workspace $B" as_user wsadmin -w $B cert revoke "$S2"
+N4=$(stack_pid "node-$A-n4")
+check "revoking the current serial" cairnctl -w $A cert revoke "$S2"
+eventually "cuts the node: it stops and exits (its certificate is refused)" 30 gone "$N4"
+wait "$N4"
+check "with code 78" test "$?" = 78
+
 t_section "node revocation cuts a live node within a second"
 stack_start_edge "$A-n2" --health-interval 1s
 eventually "n2 is online" 15 bash -c "cairnctl -w $A -o json node get n2 | jq -e '.state == \"online\"'"

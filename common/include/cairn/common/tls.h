@@ -42,6 +42,9 @@ Result<std::string> IssueServerCert(const CertAuthority& ca, const std::string& 
 // SHA-256 of the certificate's DER encoding (32 raw bytes).
 Result<std::string> CertSha256(const std::string& cert_pem);
 Result<std::string> CertCommonName(const std::string& cert_pem);
+// The subject CN a CSR asks for. The registry never copies it into a
+// certificate; RenewCertificate requires it to be the caller's principal.
+Result<std::string> CsrCommonName(const std::string& csr_pem);
 Result<int64_t> CertNotAfterMs(const std::string& cert_pem);
 // True if `cert_pem` was signed by `ca_cert_pem` and is currently valid.
 Status VerifyCert(const std::string& ca_cert_pem, const std::string& cert_pem);

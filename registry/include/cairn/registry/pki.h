@@ -30,9 +30,6 @@ Status CheckSecretFileModes(const std::string& key_path);
 // (OpenSSL BN_bn2hex; the form of "serial:<HEX>" revocations).
 Result<std::string> CertSerialHex(const std::string& cert_pem);
 
-// The subject CN a CSR asks for (the registry never copies it into a
-// certificate; RenewCertificate compares it with the caller).
-Result<std::string> CsrCommonName(const std::string& csr_pem);
 
 // A serial as a user may type it ("0a:1b", "serial=0A1B", "a1b") in the
 // canonical form: upper-case hex, no separators, no leading zeros.
