@@ -134,7 +134,7 @@ stack_start_broker() {
   cp "$PLUGIN" "$b/cairn_mosquitto_plugin.so"
   if [[ $(id -u) -eq 0 ]] && id mosquitto >/dev/null 2>&1; then chown -R mosquitto: "$b"; fi
   local mosq; mosq=$(command -v mosquitto || echo /usr/sbin/mosquitto)
-  "$mosq" -c "$b/mosquitto.conf" >>"$STACK_DIR/logs/mosquitto.out" 2>&1 &
+  LD_PRELOAD="${CAIRN_BROKER_PRELOAD:-${LD_PRELOAD:-}}" ASAN_OPTIONS="${CAIRN_BROKER_ASAN_OPTIONS:-${ASAN_OPTIONS:-}}" "$mosq" -c "$b/mosquitto.conf" >>"$STACK_DIR/logs/mosquitto.out" 2>&1 &
   echo $! >"$STACK_DIR/run/mosquitto.pid"
   wait_until 15 stack_port_open "$AUTH_PORT" && wait_until 5 stack_port_open "$NODE_PORT" \
     || { tail -20 "$b/mosquitto.log" "$STACK_DIR/logs/mosquitto.out" >&2; stack_die "broker did not start"; return 1; }
