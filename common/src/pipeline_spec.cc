@@ -1,6 +1,6 @@
 #include "cairn/common/pipeline_spec.h"
-#include "cairn/common/text.h"
 
+#include <algorithm>
 #include <charconv>
 #include <initializer_list>
 #include <limits>
@@ -12,6 +12,7 @@
 #include <openssl/evp.h>
 #include <yaml-cpp/yaml.h>
 
+#include "cairn/common/text.h"
 #include "cairn/common/config.h"
 #include "cairn/common/selector.h"
 #include "cairn/common/topics.h"
@@ -336,6 +337,13 @@ Result<v1::Pipeline> ParsePipelineYaml(const std::string& yaml_text,
   if (yaml_text.size() > kMaxYamlBytes) {
     return Error::InvalidArgument("pipeline file is larger than " + std::to_string(kMaxYamlBytes) +
                                   " bytes");
+  }
+  if (size_t bad = FirstInvalidUtf8(yaml_text); bad != std::string::npos) {
+    size_t line = 1 + static_cast<size_t>(std::count(yaml_text.begin(), yaml_text.begin() + bad, '\n'));
+    size_t line_start = yaml_text.rfind('\n', bad == 0 ? 0 : bad - 1);
+    size_t column = bad - (line_start == std::string::npos || bad == 0 ? 0 : line_start + 1) + 1;
+    return Error::InvalidArgument("pipeline file: line " + std::to_string(line) + ", column " +
+                                  std::to_string(column) + ": not UTF-8 text");
   }
   v1::Pipeline pipeline;
   try {

@@ -1,4 +1,5 @@
 #include "cairn/common/pipeline_spec.h"
+#include "cairn/common/text.h"
 
 #include <gtest/gtest.h>
 
@@ -83,6 +84,26 @@ TEST(PipelineSpec, NormalisesMapAndStringSelectors) {
     ASSERT_TRUE(p.ok()) << c.selector_yaml << ": " << p.error().message;
     EXPECT_EQ(p->selector(), c.want) << c.selector_yaml;
   }
+}
+
+TEST(PipelineSpec, RejectsTextThatIsNotUtf8WithItsPosition) {
+  // Byte 0x81 inside a regex: proto3 string fields would refuse it on the
+  // wire, so the file is refused where the user can fix it.
+  auto p = ParsePipelineYaml("name: p\npipeline:\n  input: {generate: {interval: 1s, message: x}}\n"
+                             "  processors: [{filter: {regex: \"a\x81" "b\"}}]\n  output: {stdout: {}}\n",
+                             "demo");
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.error().message, "pipeline file: line 4, column 35: not UTF-8 text");
+}
+
+TEST(Text, FindsTheFirstByteThatIsNotUtf8) {
+  EXPECT_EQ(FirstInvalidUtf8("plain ascii"), std::string_view::npos);
+  EXPECT_EQ(FirstInvalidUtf8("gr\xc3\xbc\xc3\x9f" "e \xe2\x82\xac \xf0\x9f\x98\x80"), std::string_view::npos);
+  EXPECT_EQ(FirstInvalidUtf8("ab\x81"), 2u);
+  EXPECT_EQ(FirstInvalidUtf8("\xc0\xaf"), 0u);          // overlong '/'
+  EXPECT_EQ(FirstInvalidUtf8("x\xed\xa0\x80"), 1u);     // a surrogate
+  EXPECT_EQ(FirstInvalidUtf8("\xf4\x90\x80\x80"), 0u);  // above U+10FFFF
+  EXPECT_EQ(FirstInvalidUtf8("ok\xe2\x82"), 2u);         // cut short
 }
 
 TEST(PipelineSpec, FillsTheDefaultWorkspaceOnlyWhenMissing) {
