@@ -41,6 +41,20 @@
 #include <memory>
 #include <utility>
 
+namespace {
+
+// OpenSSL registers an atexit handler that frees its global state. Paho's
+// network threads can still be ending while the process exits, and their
+// thread-local OpenSSL destructors then run on freed state (a crash at exit,
+// seen in cairnctl under ASan). Initialising OpenSSL first, without that
+// handler, leaves the state to the kernel at exit. Runs before main() in
+// every binary that links this file (all that use TLS or Paho through Cairn).
+__attribute__((constructor(101))) void InitOpenSslWithoutAtExit() {
+  OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, nullptr);
+}
+
+}  // namespace
+
 namespace cairn::tls {
 namespace {
 
