@@ -573,7 +573,7 @@ Result<struct stat> FileRoots::StatForRead(std::string_view path) const {
   return st;
 }
 
-Result<OwnedFd> FileRoots::OpenParentForCreate(int root_fd, const Target& t) const {
+Result<OwnedFd> FileRoots::OpenParent(int root_fd, const Target& t, bool create) const {
   bool dotdot = false;
   const auto comps = Components(t.rel, &dotdot);
   const size_t ndirs = comps.size() - 1;
@@ -586,7 +586,7 @@ Result<OwnedFd> FileRoots::OpenParentForCreate(int root_fd, const Target& t) con
     return fd;
   };
   auto whole = as_dir(ResolveBeneath(root_fd, Join(comps, ndirs), t, FileAccess::kWrite));
-  if (whole.ok() || whole.error().code != ErrorCode::kNotFound) return whole;
+  if (!create || whole.ok() || whole.error().code != ErrorCode::kNotFound) return whole;
   // Create what is missing, one directory at a time, each inside a directory
   // that was resolved below the root and checked first.
   const NodePlaces places = StatNodePlaces(data_dir_);
@@ -615,7 +615,7 @@ Result<OwnedFd> FileRoots::OpenForAppend(std::string_view path, mode_t mode) con
   if (!t.ok()) return t.error();
   auto root = OpenRoot(*t, FileAccess::kWrite);
   if (!root.ok()) return root.error();
-  auto parent = OpenParentForCreate(root->get(), *t);
+  auto parent = OpenParent(root->get(), *t, /*create=*/true);
   if (!parent.ok()) return parent.error();
   bool dotdot = false;
   const std::string base = Components(t->rel, &dotdot).back();
@@ -659,6 +659,66 @@ Result<OwnedFd> FileRoots::OpenForAppend(std::string_view path, mode_t mode) con
     // Created by someone else in between: open what is there now.
   }
   return Error::Unavailable("cannot open " + Quoted(t->display) + ": it keeps changing; try again");
+}
+
+Result<FileRoots::Placed> FileRoots::PlaceForChange(std::string_view path) const {
+  auto t = Locate(path, FileAccess::kWrite);
+  if (!t.ok()) return t.error();
+  auto root = OpenRoot(*t, FileAccess::kWrite);
+  if (!root.ok()) return root.error();
+  auto parent = OpenParent(root->get(), *t, /*create=*/false);
+  if (!parent.ok()) return parent.error();
+  bool dotdot = false;
+  Placed p{*t, std::move(parent).value(), Components(t->rel, &dotdot).back()};
+  if (auto s = CheckPlace(p.parent.get(), p.base, true, StatNodePlaces(data_dir_), p.target.display, data_dir_,
+                          FileAccess::kWrite);
+      !s.ok()) {
+    return s.error();
+  }
+  return p;
+}
+
+Status FileRoots::Rename(std::string_view from, std::string_view to) const {
+  auto a = PlaceForChange(from);
+  if (!a.ok()) return a.error();
+  auto b = PlaceForChange(to);
+  if (!b.ok()) return b.error();
+  struct stat sa {}, sb {};
+  if (::fstat(a->parent.get(), &sa) != 0 || ::fstat(b->parent.get(), &sb) != 0 || !SameFile(sa, sb)) {
+    return Error::InvalidArgument("cannot rename " + Quoted(a->target.display) + " to " + Quoted(b->target.display) +
+                                  ": a pipeline renames files only within one directory");
+  }
+  struct stat st {};
+  if (::fstatat(a->parent.get(), a->base.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    return ResolveError(errno, a->target.display, a->target.root->dir, FileAccess::kWrite);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return Error::PermissionDenied(Quoted(a->target.display) +
+                                   " is not a regular file (pipelines read and write regular files only)");
+  }
+  // Names inside one checked directory: renameat follows no symlink.
+  if (::renameat(a->parent.get(), a->base.c_str(), b->parent.get(), b->base.c_str()) != 0) {
+    return Error::Unavailable("cannot rename " + Quoted(a->target.display) + " to " + Quoted(b->target.display) +
+                              ": " + ErrnoText(errno));
+  }
+  return OkStatus();
+}
+
+Status FileRoots::Remove(std::string_view path) const {
+  auto p = PlaceForChange(path);
+  if (!p.ok()) return p.error();
+  struct stat st {};
+  if (::fstatat(p->parent.get(), p->base.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    return ResolveError(errno, p->target.display, p->target.root->dir, FileAccess::kWrite);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return Error::PermissionDenied(Quoted(p->target.display) +
+                                   " is not a regular file (pipelines read and write regular files only)");
+  }
+  if (::unlinkat(p->parent.get(), p->base.c_str(), 0) != 0) {
+    return Error::Unavailable("cannot remove " + Quoted(p->target.display) + ": " + ErrnoText(errno));
+  }
+  return OkStatus();
 }
 
 }  // namespace cairn::edge

@@ -304,6 +304,40 @@ TEST_P(FileRootsTest, WritesOnlyWhereTheRulesAllowAndRefusalsLeaveNoTrace) {
   EXPECT_FALSE(fs::exists(data_ / "in/x.log"));
 }
 
+TEST_P(FileRootsTest, RotationRenamesAndRemovesOnlyWithinAWritableDirectory) {
+  FileRoots roots = Make({}, {"/"});
+  Put(data_ / "out/r.log", "gen0");
+  Put(data_ / "out/r.log.2", "old");
+  ASSERT_TRUE(roots.Rename("r.log", "r.log.1").ok());
+  EXPECT_EQ(Slurp(data_ / "out/r.log.1"), "gen0");
+  EXPECT_FALSE(fs::exists(data_ / "out/r.log"));
+  ASSERT_TRUE(roots.Remove("r.log.2").ok());
+  EXPECT_FALSE(fs::exists(data_ / "out/r.log.2"));
+
+  fs::create_directories(data_ / "out/new");
+  auto across = roots.Rename("r.log.1", "new/r.log.1");
+  ASSERT_FALSE(across.ok());
+  EXPECT_NE(across.error().message.find("only within one directory"), std::string::npos) << across.error().message;
+  auto key = roots.Rename(P("data/node.key"), P("data/node.key.old"));
+  ASSERT_FALSE(key.ok());
+  EXPECT_NE(key.error().message.find("node's own files"), std::string::npos);
+  auto over_key = roots.Rename("r.log.1", P("data/node.key"));
+  EXPECT_FALSE(over_key.ok());
+  auto cache = roots.Remove(P("data/state/cache.pb"));
+  EXPECT_FALSE(cache.ok());
+  auto linked = roots.Remove(P("logs/data_link/bd_seq"));
+  EXPECT_FALSE(linked.ok());
+  auto symlink = roots.Remove("out_link");
+  EXPECT_FALSE(symlink.ok());
+  auto outside = Make().Remove(P("outside/secret.txt"));
+  EXPECT_EQ(outside.error().code, ErrorCode::kPermissionDenied);
+  for (const char* f : {"node.key", "bd_seq", "state/cache.pb"}) EXPECT_EQ(Slurp(data_ / f).empty(), false) << f;
+  EXPECT_FALSE(fs::exists(data_ / "node.key.old"));
+  EXPECT_EQ(Slurp(data_ / "node.key"), "NODE-OWN");
+  EXPECT_TRUE(fs::is_symlink(data_ / "out/out_link"));
+  EXPECT_EQ(Slurp(base_ / "outside/secret.txt"), "SECRET");
+}
+
 TEST_P(FileRootsTest, TheQueueNameIsReservedBeforeTheQueueExists) {
   fs::remove_all(data_ / "queue");
   FileRoots roots = Make({}, {"/"});

@@ -162,6 +162,16 @@ class FileRoots {
   // missing (rotated away, not yet re-created).
   Result<struct stat> StatForRead(std::string_view path) const;
 
+  // For an output's size rotation ("out.log" -> "out.log.1"): renames a
+  // regular file within one directory below a writable root (both names
+  // through the write rules; a rename across directories is refused). An
+  // existing `to` is replaced. Symlinks are renamed, never followed.
+  Status Rename(std::string_view from, std::string_view to) const;
+
+  // Removes a regular file below a writable root (the oldest rotated
+  // generation). A symlink is not followed (and not removed: refused).
+  Status Remove(std::string_view path) const;
+
   const std::string& data_dir() const { return data_dir_; }
   const std::vector<Root>& read_roots() const { return read_roots_; }
   const std::vector<Root>& write_roots() const { return write_roots_; }
@@ -182,7 +192,16 @@ class FileRoots {
   // O_PATH descriptor of an existing regular file, all rules checked.
   Result<OwnedFd> OpenChecked(const Target& t, FileAccess access) const;
   Status CheckNotNodeFile(int fd, const struct stat& st, const Target& t, FileAccess access) const;
-  Result<OwnedFd> OpenParentForCreate(int root_fd, const Target& t) const;
+  // The directory that holds the target, below its root; `create` makes
+  // missing directories (each in a checked directory).
+  Result<OwnedFd> OpenParent(int root_fd, const Target& t, bool create) const;
+  struct Placed {
+    Target target;
+    OwnedFd parent;
+    std::string base;
+  };
+  // Target, parent and last name of a write path, its place checked.
+  Result<Placed> PlaceForChange(std::string_view path) const;
 
   std::string data_dir_;
   std::vector<Root> read_roots_;
