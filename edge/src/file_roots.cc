@@ -300,6 +300,10 @@ Result<FileRoots::Target> FileRoots::Locate(std::string_view path, FileAccess ac
   if (path[0] == '/') {
     abs = AbsoluteFrom(comps);
   } else {
+    // "out/x.log" and "x.log" are the same file (pipelines written before the
+    // roots named the data dir's out/ like that).
+    const char* dflt = access == FileAccess::kRead ? "in" : "out";
+    if (!comps.empty() && comps.front() == dflt) comps.erase(comps.begin());
     abs = roots.front().dir;
     for (const auto& c : comps) abs += "/" + c;
   }

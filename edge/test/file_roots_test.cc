@@ -134,6 +134,7 @@ TEST_P(FileRootsTest, ReadsOnlyWhatTheRulesAllow) {
   const std::vector<ReadCase> cases = {
       {"a relative path is below DATA_DIR/in", {}, "app.log", ErrorCode::kOk, "in-app\n"},
       {"a relative path may have directories", {}, "sub/deep.log", ErrorCode::kOk, "deep\n"},
+      {"a leading in/ names DATA_DIR/in itself", {}, "in/app.log", ErrorCode::kOk, "in-app\n"},
       {"an absolute path in the default root", {}, "{base}/data/in/app.log", ErrorCode::kOk, "in-app\n"},
       {"an allowed root", {"{base}/logs"}, "{base}/logs/app.log", ErrorCode::kOk, "logs-app\n"},
       {"a root of / reaches ordinary files", {"/"}, "{base}/outside/secret.txt", ErrorCode::kOk, "SECRET"},
@@ -237,6 +238,7 @@ struct WriteCase {
 TEST_P(FileRootsTest, WritesOnlyWhereTheRulesAllowAndRefusalsLeaveNoTrace) {
   const std::vector<WriteCase> cases = {
       {"a relative path is below DATA_DIR/out", {}, "result.log", ErrorCode::kOk, "data/out/result.log"},
+      {"a leading out/ names DATA_DIR/out itself", {}, "out/existing.log", ErrorCode::kOk, "data/out/existing.log"},
       {"missing directories are created below the root", {}, "new/dir/r.log", ErrorCode::kOk,
        "data/out/new/dir/r.log"},
       {"an existing file is appended to", {}, "existing.log", ErrorCode::kOk, "data/out/existing.log"},
@@ -420,6 +422,8 @@ TEST_P(FileRootsTest, ResolvePlacesRelativePathsBelowTheDefaultRoots) {
   auto w = roots.Resolve("./c.log", FileAccess::kWrite);
   ASSERT_TRUE(w.ok());
   EXPECT_EQ(*w, P("data/out/c.log"));
+  EXPECT_EQ(*roots.Resolve("out/app-errors.log", FileAccess::kWrite), P("data/out/app-errors.log"));
+  EXPECT_EQ(*roots.Resolve("out/x.log", FileAccess::kRead), P("data/in/out/x.log"));
   EXPECT_EQ(roots.Resolve("/etc/passwd", FileAccess::kRead).error().code, ErrorCode::kPermissionDenied);
 }
 

@@ -8,7 +8,10 @@
 //
 // Rules, in the order they are checked:
 //  1. A path may not contain a ".." component, a NUL byte, or be empty.
-//  2. A relative path is below DATA_DIR/in (read) or DATA_DIR/out (write).
+//  2. A relative path is below DATA_DIR/in (read) or DATA_DIR/out (write); a
+//     leading "in/" (read) or "out/" (write) names that same directory, so
+//     "out/app-errors.log" (the form pipelines used so far, relative to the
+//     data dir) and "app-errors.log" are one file.
 //  3. The path must be a root or below one, lexically: the readable roots are
 //     DATA_DIR/in plus every --allow-read DIR; the writable roots are
 //     DATA_DIR/out plus every --allow-write DIR. Reading and writing are
