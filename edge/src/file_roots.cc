@@ -1,6 +1,7 @@
 #include "cairn/edge/file_roots.h"
 
 #include <dirent.h>
+#include <pwd.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <sys/syscall.h>
@@ -94,6 +95,23 @@ std::string RootList(const std::vector<FileRoots::Root>& roots) {
     out += r.dir;
   }
   return out;
+}
+
+// "the node's user cairn-edge" (or "uid 999" without a passwd entry).
+std::string NodeUser() {
+  const uid_t uid = ::geteuid();
+  struct passwd pw {};
+  struct passwd* found = nullptr;
+  char buf[1024];
+  if (::getpwuid_r(uid, &pw, buf, sizeof buf, &found) == 0 && found != nullptr) {
+    return std::string("the node's user ") + found->pw_name;
+  }
+  return "the node's user (uid " + std::to_string(uid) + ")";
+}
+
+std::string NoAccess(const std::string& display, int err) {
+  return Quoted(display) + ": " + NodeUser() + " may not open it (" + ErrnoText(err) +
+         "); give that user access to it (docs/deploy-node.md, \"Files a pipeline may touch\")";
 }
 
 std::string ProcFd(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
@@ -373,13 +391,13 @@ Error ResolveError(int err, const std::string& display, const std::string& root,
           Quoted(display) + " leads out of " + root +
           " through a symlink (a symlink below a root must have a relative target that stays below the root); "
           "the node's owner can allow the target's directory with --" +
-          Setting(access) + " DIR, and the pipeline name the file there");
+          Setting(access) + " DIR, and the pipeline can name the file there");
     case ELOOP:
       return Error::PermissionDenied(Quoted(display) +
                                      ": too many symlinks, or a /proc magic link, on the way (refused)");
     case EACCES:
     case EPERM:
-      return Error::PermissionDenied(Quoted(display) + ": the node's user may not open it: " + ErrnoText(err));
+      return Error::PermissionDenied(NoAccess(display, err));
     default:
       return Error::Unavailable("cannot open " + Quoted(display) + ": " + ErrnoText(err));
   }
@@ -550,7 +568,7 @@ Result<OwnedFd> Reopen(int path_fd, int flags, const std::string& display) {
   if (fd < 0) {
     const int err = errno;
     if (err == EACCES || err == EPERM) {
-      return Error::PermissionDenied(Quoted(display) + ": the node's user may not open it: " + ErrnoText(err));
+      return Error::PermissionDenied(NoAccess(display, err));
     }
     return Error::Unavailable("cannot open " + Quoted(display) + ": " + ErrnoText(err));
   }
