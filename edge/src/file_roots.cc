@@ -3,7 +3,9 @@
 #include <dirent.h>
 #include <pwd.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <linux/openat2.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -112,6 +114,40 @@ std::string NodeUser() {
 std::string NoAccess(const std::string& display, int err) {
   return Quoted(display) + ": " + NodeUser() + " may not open it (" + ErrnoText(err) +
          "); give that user access to it (docs/deploy-node.md, \"Files a pipeline may touch\")";
+}
+
+// The kernel's own file systems: /proc (every process's memory, environment
+// and, as root, /proc/sysrq-trigger), /sys, cgroups (a mkdir there makes a
+// cgroup), debugfs and friends. A pipeline reads and writes data files.
+const char* KernelFileSystem(int fd) {
+  struct statfs fs {};
+  if (::fstatfs(fd, &fs) != 0) return nullptr;
+  switch (static_cast<unsigned long>(fs.f_type)) {
+    case PROC_SUPER_MAGIC: return "/proc";
+    case SYSFS_MAGIC: return "sysfs";
+    case CGROUP_SUPER_MAGIC:
+    case CGROUP2_SUPER_MAGIC: return "cgroupfs";
+    case DEBUGFS_MAGIC: return "debugfs";
+    case TRACEFS_MAGIC: return "tracefs";
+    case SECURITYFS_MAGIC: return "securityfs";
+    case SELINUX_MAGIC: return "selinuxfs";
+    case SMACK_MAGIC: return "smackfs";
+    case PSTOREFS_MAGIC: return "pstore";
+    case EFIVARFS_MAGIC: return "efivarfs";
+    case BPF_FS_MAGIC: return "bpffs";
+    case BINFMTFS_MAGIC: return "binfmt_misc";
+    case 0x62656570UL: return "configfs";
+    default: return nullptr;
+  }
+}
+
+Status CheckFileSystem(int fd, const std::string& display) {
+  if (const char* kind = KernelFileSystem(fd)) {
+    return Error::PermissionDenied(Quoted(display) + " is on " + kind +
+                                   ", one of the kernel's own file systems; pipelines read and write files on disk "
+                                   "only, whatever the roots");
+  }
+  return OkStatus();
 }
 
 std::string ProcFd(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
@@ -552,6 +588,7 @@ Result<OwnedFd> FileRoots::OpenChecked(const Target& t, FileAccess access) const
   if (!fd.ok()) return fd.error();
   struct stat st {};
   if (::fstat(fd->get(), &st) != 0) return ResolveError(errno, t.display, t.root->dir, access);
+  if (auto s = CheckFileSystem(fd->get(), t.display); !s.ok()) return s.error();
   if (auto s = CheckNotNodeFile(fd->get(), st, t, access); !s.ok()) return s.error();
   if (!S_ISREG(st.st_mode)) {
     return Error::PermissionDenied(Quoted(t.display) +
@@ -617,6 +654,7 @@ Result<OwnedFd> FileRoots::OpenParent(int root_fd, const Target& t, bool create)
   for (size_t i = 0; i < ndirs; ++i) {
     auto next = as_dir(ResolveBeneath(root_fd, Join(comps, i + 1), t, FileAccess::kWrite));
     if (!next.ok() && next.error().code == ErrorCode::kNotFound) {
+      if (auto s = CheckFileSystem(cur->get(), t.display); !s.ok()) return s.error();
       if (auto s = CheckPlace(cur->get(), comps[i], false, places, t.display, data_dir_, FileAccess::kWrite);
           !s.ok()) {
         return s.error();
@@ -639,6 +677,7 @@ Result<OwnedFd> FileRoots::OpenForAppend(std::string_view path, mode_t mode) con
   if (!root.ok()) return root.error();
   auto parent = OpenParent(root->get(), *t, /*create=*/true);
   if (!parent.ok()) return parent.error();
+  if (auto s = CheckFileSystem(parent->get(), t->display); !s.ok()) return s.error();
   bool dotdot = false;
   const std::string base = Components(t->rel, &dotdot).back();
   if (auto s = CheckPlace(parent->get(), base, true, StatNodePlaces(data_dir_), t->display, data_dir_,
@@ -666,6 +705,7 @@ Result<OwnedFd> FileRoots::OpenForAppend(std::string_view path, mode_t mode) con
         }
         return Reopen(target->get(), kAppend, t->display);
       }
+      if (auto s = CheckFileSystem(existing.get(), t->display); !s.ok()) return s.error();
       if (auto s = CheckNotNodeFile(existing.get(), st, *t, FileAccess::kWrite); !s.ok()) return s.error();
       if (!S_ISREG(st.st_mode)) {
         return Error::PermissionDenied(Quoted(t->display) +
@@ -690,6 +730,7 @@ Result<FileRoots::Placed> FileRoots::PlaceForChange(std::string_view path) const
   if (!root.ok()) return root.error();
   auto parent = OpenParent(root->get(), *t, /*create=*/false);
   if (!parent.ok()) return parent.error();
+  if (auto s = CheckFileSystem(parent->get(), t->display); !s.ok()) return s.error();
   bool dotdot = false;
   Placed p{*t, std::move(parent).value(), Components(t->rel, &dotdot).back()};
   if (auto s = CheckPlace(p.parent.get(), p.base, true, StatNodePlaces(data_dir_), p.target.display, data_dir_,

@@ -171,6 +171,11 @@ TEST_P(FileRootsTest, ReadsOnlyWhatTheRulesAllow) {
        ErrorCode::kPermissionDenied, "hard link"},
       {"a /proc magic link is refused with / as a root", {"/"}, "/proc/self/root{base}/outside/secret.txt",
        ErrorCode::kPermissionDenied, "magic link", ErrorCode::kPermissionDenied, "symbolic link"},
+      {"the node's environment in /proc with / as a root", {"/"}, "/proc/self/environ",
+       ErrorCode::kPermissionDenied, "is on /proc", ErrorCode::kPermissionDenied, "symbolic link"},
+      {"another process's file in /proc", {"/proc"}, "/proc/1/environ", ErrorCode::kPermissionDenied, "is on /proc"},
+      {"a file in /sys", {"/sys"}, "/sys/kernel/mm/transparent_hugepage/enabled", ErrorCode::kPermissionDenied,
+       "is on sysfs"},
       {"a root that does not exist", {"{base}/nope"}, "{base}/nope/x.log", ErrorCode::kNotFound,
        "readable root {base}/nope (--allow-read) does not exist"},
       {"a file that does not exist yet", {}, "later.log", ErrorCode::kNotFound, "does not exist"},
@@ -266,6 +271,12 @@ TEST_P(FileRootsTest, WritesOnlyWhereTheRulesAllowAndRefusalsLeaveNoTrace) {
        ErrorCode::kPermissionDenied, "node's own files", ErrorCode::kPermissionDenied, "symbolic link"},
       {"a hard link to the node key", {"{base}/logs"}, "{base}/logs/key_hardlink", ErrorCode::kPermissionDenied,
        "hard link"},
+      {"a file in /proc with / as a root", {"/"}, "/proc/self/comm", ErrorCode::kPermissionDenied, "is on /proc",
+       ErrorCode::kPermissionDenied, "symbolic link"},
+      {"a file in /proc with /proc as a root", {"/proc"}, "/proc/thread-self/../comm", ErrorCode::kPermissionDenied,
+       "\"..\""},
+      {"a new directory in /sys", {"/sys"}, "/sys/cairn-file-roots-test/x", ErrorCode::kPermissionDenied,
+       "is on sysfs"},
       {"a root that does not exist", {"{base}/nope"}, "{base}/nope/x.log", ErrorCode::kNotFound,
        "writable root {base}/nope (--allow-write) does not exist"},
   };
@@ -304,6 +315,7 @@ TEST_P(FileRootsTest, WritesOnlyWhereTheRulesAllowAndRefusalsLeaveNoTrace) {
   EXPECT_FALSE(fs::exists(data_ / "out/nothere.log"));
   EXPECT_FALSE(fs::exists(base_ / "outside/x.log"));
   EXPECT_FALSE(fs::exists(data_ / "in/x.log"));
+  EXPECT_FALSE(fs::exists("/sys/cairn-file-roots-test"));
 }
 
 TEST_P(FileRootsTest, RotationRenamesAndRemovesOnlyWithinAWritableDirectory) {

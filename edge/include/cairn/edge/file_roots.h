@@ -34,7 +34,11 @@
 //     (device and inode of its parent chain, walked with ".."), so symlinks,
 //     bind mounts and other names for the data dir do not get around it; a
 //     hard link to an identity file is recognised by its inode.
-//  6. Only regular files are opened (no devices, FIFOs, sockets, dirs).
+//  6. Only regular files on ordinary file systems are opened: no devices,
+//     FIFOs, sockets or directories, and nothing on the kernel's own file
+//     systems (/proc -- every process's environment and memory --, /sys,
+//     cgroupfs, debugfs, tracefs, securityfs, ...), where a read can leak
+//     secrets and a write or mkdir (as root) changes the kernel.
 //
 // Why this is race-free: the whole resolution happens inside one openat2()
 // call, which checks every component (and every symlink it follows) against
