@@ -447,7 +447,10 @@ Result<OwnedFd> FileRoots::ResolveBeneath(int root_fd, const std::string& rel, c
   if (method_ == ResolveMethod::kOpenat2) {
     struct open_how how {};
     how.flags = O_PATH | O_CLOEXEC;
-    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+    // Below "/", an absolute symlink (/var/run -> /run) means what it says,
+    // and RESOLVE_IN_ROOT resolves it so; below any other root it would be
+    // re-rooted to another file, so it is refused (RESOLVE_BENEATH).
+    how.resolve = (t.root->dir == "/" ? RESOLVE_IN_ROOT : RESOLVE_BENEATH) | RESOLVE_NO_MAGICLINKS;
     for (int attempt = 0;; ++attempt) {
       const long fd = ::syscall(SYS_openat2, root_fd, rel.c_str(), &how, sizeof how);
       if (fd >= 0) return OwnedFd(static_cast<int>(fd));

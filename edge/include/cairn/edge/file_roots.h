@@ -21,7 +21,9 @@
 //     symlink out of the root: openat2(2) with RESOLVE_BENEATH |
 //     RESOLVE_NO_MAGICLINKS on an O_PATH descriptor of the root. A symlink
 //     inside a root that stays inside it (relative target, no climbing above
-//     the root) is followed; an absolute symlink target is refused. Kernels
+//     the root) is followed; an absolute symlink target is refused (except
+//     below the root "/", resolved with RESOLVE_IN_ROOT, where an absolute
+//     target means what it says). Kernels
 //     without openat2 (before 5.6, or seccomp filters answering ENOSYS/EPERM)
 //     get a walk component by component with O_NOFOLLOW, which refuses every
 //     symlink below a root.
