@@ -1,10 +1,10 @@
 #include "cairn/edge/file_roots.h"
 
 #include <dirent.h>
-#include <pwd.h>
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <linux/openat2.h>
+#include <pwd.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -64,14 +64,12 @@ std::string Join(const std::vector<std::string>& comps, size_t n) {
   return out;
 }
 
-std::string AbsoluteFrom(const std::vector<std::string>& comps) {
-  return "/" + Join(comps, comps.size());
-}
+std::string AbsoluteFrom(const std::vector<std::string>& comps) { return "/" + Join(comps, comps.size()); }
 
 bool Below(const std::string& path, const std::string& dir) {
   if (dir == "/") return !path.empty() && path[0] == '/';
-  return path == dir || (path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 &&
-                         path[dir.size()] == '/');
+  return path == dir ||
+         (path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 && path[dir.size()] == '/');
 }
 
 std::string Parent(const std::string& abs) {
@@ -123,29 +121,44 @@ const char* KernelFileSystem(int fd) {
   struct statfs fs {};
   if (::fstatfs(fd, &fs) != 0) return nullptr;
   switch (static_cast<unsigned long>(fs.f_type)) {
-    case PROC_SUPER_MAGIC: return "/proc";
-    case SYSFS_MAGIC: return "sysfs";
+    case PROC_SUPER_MAGIC:
+      return "/proc";
+    case SYSFS_MAGIC:
+      return "sysfs";
     case CGROUP_SUPER_MAGIC:
-    case CGROUP2_SUPER_MAGIC: return "cgroupfs";
-    case DEBUGFS_MAGIC: return "debugfs";
-    case TRACEFS_MAGIC: return "tracefs";
-    case SECURITYFS_MAGIC: return "securityfs";
-    case SELINUX_MAGIC: return "selinuxfs";
-    case SMACK_MAGIC: return "smackfs";
-    case PSTOREFS_MAGIC: return "pstore";
-    case EFIVARFS_MAGIC: return "efivarfs";
-    case BPF_FS_MAGIC: return "bpffs";
-    case BINFMTFS_MAGIC: return "binfmt_misc";
-    case 0x62656570UL: return "configfs";
-    default: return nullptr;
+    case CGROUP2_SUPER_MAGIC:
+      return "cgroupfs";
+    case DEBUGFS_MAGIC:
+      return "debugfs";
+    case TRACEFS_MAGIC:
+      return "tracefs";
+    case SECURITYFS_MAGIC:
+      return "securityfs";
+    case SELINUX_MAGIC:
+      return "selinuxfs";
+    case SMACK_MAGIC:
+      return "smackfs";
+    case PSTOREFS_MAGIC:
+      return "pstore";
+    case EFIVARFS_MAGIC:
+      return "efivarfs";
+    case BPF_FS_MAGIC:
+      return "bpffs";
+    case BINFMTFS_MAGIC:
+      return "binfmt_misc";
+    case 0x62656570UL:
+      return "configfs";
+    default:
+      return nullptr;
   }
 }
 
 Status CheckFileSystem(int fd, const std::string& display) {
   if (const char* kind = KernelFileSystem(fd)) {
-    return Error::PermissionDenied(Quoted(display) + " is on " + kind +
-                                   ", one of the kernel's own file systems; pipelines read and write files on disk "
-                                   "only, whatever the roots");
+    return Error::PermissionDenied(
+        Quoted(display) + " is on " + kind +
+        ", one of the kernel's own file systems; pipelines read and write files on disk "
+        "only, whatever the roots");
   }
   return OkStatus();
 }
@@ -163,7 +176,8 @@ Result<OwnedFd> Dup(int fd) {
 // identity files).
 struct NodePlaces {
   bool have_data = false, have_state = false, have_queue = false;
-  struct stat data {}, state {}, queue {};
+  struct stat data {
+  }, state{}, queue{};
 };
 
 NodePlaces StatNodePlaces(const std::string& data_dir) {
@@ -225,12 +239,14 @@ Result<std::vector<std::string>> ParseAllowedRoots(std::string_view setting,
       return Error::InvalidArgument(flag + " " + Quoted(v) + ": contains a control character");
     }
     if (v[0] != '/') {
-      return Error::InvalidArgument(flag + " " + Quoted(v) + ": must be an absolute directory (e.g. /var/log)");
+      return Error::InvalidArgument(flag + " " + Quoted(v) +
+                                    ": must be an absolute directory (e.g. /var/log)");
     }
     bool dotdot = false;
     auto comps = Components(v, &dotdot);
     if (dotdot) {
-      return Error::InvalidArgument(flag + " " + Quoted(v) + ": may not contain \"..\"; give the directory itself");
+      return Error::InvalidArgument(flag + " " + Quoted(v) +
+                                    ": may not contain \"..\"; give the directory itself");
     }
     std::string norm = AbsoluteFrom(comps);
     bool seen = false;
@@ -252,7 +268,8 @@ Result<FileRoots> FileRoots::Make(const FileRootsOptions& options) {
     if (ec) return Error::InvalidArgument("data dir " + Quoted(options.data_dir) + ": " + ec.message());
     bool dotdot = false;
     auto comps = Components(abs.lexically_normal().string(), &dotdot);
-    if (dotdot) return Error::InvalidArgument("data dir " + Quoted(options.data_dir) + ": may not contain \"..\"");
+    if (dotdot)
+      return Error::InvalidArgument("data dir " + Quoted(options.data_dir) + ": may not contain \"..\"");
     r.data_dir_ = AbsoluteFrom(comps);
   }
   auto read = ParseAllowedRoots("allow-read", options.allow_read);
@@ -284,7 +301,8 @@ Result<FileRoots> FileRoots::Make(const FileRootsOptions& options) {
       break;
     case ResolveMethod::kOpenat2:
       if (!KernelHasOpenat2()) {
-        return Error::FailedPrecondition("file roots: this kernel has no openat2(2) (Linux 5.6 or later needed)");
+        return Error::FailedPrecondition(
+            "file roots: this kernel has no openat2(2) (Linux 5.6 or later needed)");
       }
       r.method_ = ResolveMethod::kOpenat2;
       break;
@@ -308,12 +326,12 @@ std::vector<std::string> FileRoots::CheckRoots() const {
     for (const auto& r : roots) {
       struct stat st {};
       if (::stat(r.dir.c_str(), &st) != 0) {
-        warnings.push_back(std::string(access == FileAccess::kRead ? "readable" : "writable") + " root " + r.dir +
-                           (r.is_default ? " (the default)" : " (--" + Setting(access) + ")") +
+        warnings.push_back(std::string(access == FileAccess::kRead ? "readable" : "writable") + " root " +
+                           r.dir + (r.is_default ? " (the default)" : " (--" + Setting(access) + ")") +
                            " does not exist: pipelines that use it wait until it does");
       } else if (!S_ISDIR(st.st_mode)) {
-        warnings.push_back(std::string(access == FileAccess::kRead ? "readable" : "writable") + " root " + r.dir +
-                           " (--" + Setting(access) + ") is not a directory");
+        warnings.push_back(std::string(access == FileAccess::kRead ? "readable" : "writable") + " root " +
+                           r.dir + " (--" + Setting(access) + ") is not a directory");
       }
       if (Below(data_dir_, r.dir)) {
         warnings.push_back("--" + Setting(access) + " " + r.dir + " covers the data dir " + data_dir_ +
@@ -369,9 +387,9 @@ Result<FileRoots::Target> FileRoots::Locate(std::string_view path, FileAccess ac
   }
   if (best == nullptr) {
     return Error::PermissionDenied(Quoted(abs) + " is outside the directories pipelines may " + Verb(access) +
-                                   " on this node (" + RootList(roots) + "); the node's owner can add one with --" +
-                                   Setting(access) + " DIR (or " + Setting(access) +
-                                   " in the node's config file)");
+                                   " on this node (" + RootList(roots) +
+                                   "); the node's owner can add one with --" + Setting(access) + " DIR (or " +
+                                   Setting(access) + " in the node's config file)");
   }
   if (abs == best->dir) {
     return Error::InvalidArgument(Quoted(abs) + " is a directory (a root); name a file below it");
@@ -379,10 +397,10 @@ Result<FileRoots::Target> FileRoots::Locate(std::string_view path, FileAccess ac
   const std::string state = data_dir_ + "/" + kStateDir;
   const std::string queue = data_dir_ + "/" + kQueueDir;
   if (abs == data_dir_ || Parent(abs) == data_dir_ || Below(abs, state) || Below(abs, queue)) {
-    return Error::PermissionDenied(Quoted(abs) +
-                                   " is one of the node's own files (identity and files directly in the data dir " +
-                                   data_dir_ + ", the cache state/, the queue queue/): no pipeline may " +
-                                   Verb(access) + " it, whatever --" + Setting(access) + " says");
+    return Error::PermissionDenied(
+        Quoted(abs) + " is one of the node's own files (identity and files directly in the data dir " +
+        data_dir_ + ", the cache state/, the queue queue/): no pipeline may " + Verb(access) +
+        " it, whatever --" + Setting(access) + " says");
   }
   Target t;
   t.display = abs;
@@ -405,12 +423,14 @@ Result<OwnedFd> FileRoots::OpenRoot(const Target& t, FileAccess access) const {
   if (fd >= 0) return OwnedFd(fd);
   const int err = errno;
   const std::string what = std::string(access == FileAccess::kRead ? "readable" : "writable") + " root " +
-                           t.root->dir + (t.root->is_default ? " (the default)" : " (--" + Setting(access) + ")");
+                           t.root->dir +
+                           (t.root->is_default ? " (the default)" : " (--" + Setting(access) + ")");
   if (err == ENOENT) {
     return Error::NotFound(Quoted(t.display) + ": the " + what + " does not exist; create it or change --" +
                            Setting(access));
   }
-  if (err == ENOTDIR) return Error::FailedPrecondition(Quoted(t.display) + ": the " + what + " is not a directory");
+  if (err == ENOTDIR)
+    return Error::FailedPrecondition(Quoted(t.display) + ": the " + what + " is not a directory");
   return Error::Unavailable(Quoted(t.display) + ": cannot open the " + what + ": " + ErrnoText(err));
 }
 
@@ -423,11 +443,11 @@ Error ResolveError(int err, const std::string& display, const std::string& root,
     case ENOTDIR:
       return Error::NotFound(Quoted(display) + " does not exist (a component of it is not a directory)");
     case EXDEV:
-      return Error::PermissionDenied(
-          Quoted(display) + " leads out of " + root +
-          " through a symlink (a symlink below a root must have a relative target that stays below the root); "
-          "the node's owner can allow the target's directory with --" +
-          Setting(access) + " DIR, and the pipeline can name the file there");
+      return Error::PermissionDenied(Quoted(display) + " leads out of " + root +
+                                     " through a symlink (a symlink below a root must have a relative target "
+                                     "that stays below the root); "
+                                     "the node's owner can allow the target's directory with --" +
+                                     Setting(access) + " DIR, and the pipeline can name the file there");
     case ELOOP:
       return Error::PermissionDenied(Quoted(display) +
                                      ": too many symlinks, or a /proc magic link, on the way (refused)");
@@ -474,12 +494,14 @@ Result<OwnedFd> FileRoots::ResolveBeneath(int root_fd, const std::string& rel, c
     if (::fstat(next.get(), &st) != 0) return ResolveError(errno, t.display, t.root->dir, access);
     if (S_ISLNK(st.st_mode)) {
       return Error::PermissionDenied(
-          Quoted(t.display) + ": " + Quoted(t.root->dir == "/" ? "/" + Join(comps, i + 1)
-                                                                  : t.root->dir + "/" + Join(comps, i + 1)) +
-          " is a symbolic link; this kernel has no openat2(2), so the node refuses every symlink below a root: "
+          Quoted(t.display) + ": " +
+          Quoted(t.root->dir == "/" ? "/" + Join(comps, i + 1) : t.root->dir + "/" + Join(comps, i + 1)) +
+          " is a symbolic link; this kernel has no openat2(2), so the node refuses every symlink below a "
+          "root: "
           "name the file the link points to");
     }
-    if (i + 1 < comps.size() && !S_ISDIR(st.st_mode)) return ResolveError(ENOTDIR, t.display, t.root->dir, access);
+    if (i + 1 < comps.size() && !S_ISDIR(st.st_mode))
+      return ResolveError(ENOTDIR, t.display, t.root->dir, access);
     cur = std::move(next);
   }
   return cur;
@@ -497,10 +519,10 @@ Status CheckPlace(int dir_fd, const std::string& name, bool is_file, const NodeP
                   const std::string& display, const std::string& data_dir, FileAccess access) {
   if (!places.have_data) return OkStatus();
   auto refused = [&] {
-    return Error::PermissionDenied(Quoted(display) +
-                                   " is one of the node's own files (identity and files directly in the data dir " +
-                                   data_dir + ", the cache state/, the queue queue/): no pipeline may " +
-                                   Verb(access) + " it, whatever --" + Setting(access) + " says");
+    return Error::PermissionDenied(
+        Quoted(display) + " is one of the node's own files (identity and files directly in the data dir " +
+        data_dir + ", the cache state/, the queue queue/): no pipeline may " + Verb(access) +
+        " it, whatever --" + Setting(access) + " says");
   };
   auto cur = Dup(dir_fd);
   if (!cur.ok()) return cur.error();
@@ -513,7 +535,8 @@ Status CheckPlace(int dir_fd, const std::string& name, bool is_file, const NodeP
       if (depth == 0 && (is_file || name == kStateDir || name == kQueueDir)) return refused();
       return OkStatus();  // below the data dir, in a directory of its own
     }
-    if ((places.have_state && SameFile(st, places.state)) || (places.have_queue && SameFile(st, places.queue))) {
+    if ((places.have_state && SameFile(st, places.state)) ||
+        (places.have_queue && SameFile(st, places.queue))) {
       return refused();
     }
     const int up = ::openat(cur->get(), "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -539,7 +562,8 @@ Status FileRoots::CheckNotNodeFile(int fd, const struct stat& st, const Target& 
   char buf[PATH_MAX + 1];
   const ssize_t n = ::readlink(ProcFd(fd).c_str(), buf, PATH_MAX);
   if (n < 0) {
-    return Error::Unavailable("cannot check " + Quoted(t.display) + ": " + ProcFd(fd) + ": " + ErrnoText(errno) +
+    return Error::Unavailable("cannot check " + Quoted(t.display) + ": " + ProcFd(fd) + ": " +
+                              ErrnoText(errno) +
                               " (the node needs /proc mounted to check a pipeline's files)");
   }
   const std::string real(buf, static_cast<size_t>(n));
@@ -550,20 +574,23 @@ Status FileRoots::CheckNotNodeFile(int fd, const struct stat& st, const Target& 
   const std::string dir = slash == 0 ? "/" : real.substr(0, slash);
   const std::string base = real.substr(slash + 1);
   const int dfd = ::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0) return Error::Unavailable(Quoted(t.display) + " was moved or deleted while being opened; try again");
+  if (dfd < 0)
+    return Error::Unavailable(Quoted(t.display) + " was moved or deleted while being opened; try again");
   OwnedFd parent(dfd);
   struct stat cst {};
   if (::fstatat(parent.get(), base.c_str(), &cst, AT_SYMLINK_NOFOLLOW) != 0 || !SameFile(cst, st)) {
     return Error::Unavailable(Quoted(t.display) + " was moved or deleted while being opened; try again");
   }
-  if (auto s = CheckPlace(parent.get(), base, !S_ISDIR(st.st_mode), places, t.display, data_dir_, access); !s.ok()) {
+  if (auto s = CheckPlace(parent.get(), base, !S_ISDIR(st.st_mode), places, t.display, data_dir_, access);
+      !s.ok()) {
     return s;
   }
   // Another name for one of the files directly in the data dir (hard link).
   if (!S_ISDIR(st.st_mode) && st.st_nlink > 1) {
     DIR* d = ::opendir(data_dir_.c_str());
     if (d == nullptr) {
-      return Error::Unavailable("cannot check " + Quoted(t.display) + ": " + data_dir_ + ": " + ErrnoText(errno));
+      return Error::Unavailable("cannot check " + Quoted(t.display) + ": " + data_dir_ + ": " +
+                                ErrnoText(errno));
     }
     bool same = false;
     while (const dirent* e = ::readdir(d)) {
@@ -576,9 +603,9 @@ Status FileRoots::CheckNotNodeFile(int fd, const struct stat& st, const Target& 
     }
     ::closedir(d);
     if (same) {
-      return Error::PermissionDenied(Quoted(t.display) + " is another name (hard link) for one of the node's own files in " +
-                                     data_dir_ + ": no pipeline may " + Verb(access) + " it, whatever --" +
-                                     Setting(access) + " says");
+      return Error::PermissionDenied(
+          Quoted(t.display) + " is another name (hard link) for one of the node's own files in " + data_dir_ +
+          ": no pipeline may " + Verb(access) + " it, whatever --" + Setting(access) + " says");
     }
   }
   return OkStatus();
@@ -631,7 +658,8 @@ Result<struct stat> FileRoots::StatForRead(std::string_view path) const {
   auto fd = OpenChecked(*t, FileAccess::kRead);
   if (!fd.ok()) return fd.error();
   struct stat st {};
-  if (::fstat(fd->get(), &st) != 0) return Error::Unavailable("cannot stat " + Quoted(t->display) + ": " + ErrnoText(errno));
+  if (::fstat(fd->get(), &st) != 0)
+    return Error::Unavailable("cannot stat " + Quoted(t->display) + ": " + ErrnoText(errno));
   return st;
 }
 
@@ -663,7 +691,8 @@ Result<OwnedFd> FileRoots::OpenParent(int root_fd, const Target& t, bool create)
         return s.error();
       }
       if (::mkdirat(cur->get(), comps[i].c_str(), 0755) != 0 && errno != EEXIST) {
-        return Error::Unavailable("cannot create the directories of " + Quoted(t.display) + ": " + ErrnoText(errno));
+        return Error::Unavailable("cannot create the directories of " + Quoted(t.display) + ": " +
+                                  ErrnoText(errno));
       }
       next = as_dir(ResolveBeneath(root_fd, Join(comps, i + 1), t, FileAccess::kWrite));
     }
@@ -694,15 +723,17 @@ Result<OwnedFd> FileRoots::OpenForAppend(std::string_view path, mode_t mode) con
     if (pfd >= 0) {
       OwnedFd existing(pfd);
       struct stat st {};
-      if (::fstat(existing.get(), &st) != 0) return ResolveError(errno, t->display, t->root->dir, FileAccess::kWrite);
+      if (::fstat(existing.get(), &st) != 0)
+        return ResolveError(errno, t->display, t->root->dir, FileAccess::kWrite);
       if (S_ISLNK(st.st_mode)) {
         // A symlink: follow it only below the root, as a read would.
         auto target = OpenChecked(*t, FileAccess::kWrite);
         if (!target.ok()) {
           if (target.error().code == ErrorCode::kNotFound) {
-            return Error::PermissionDenied(Quoted(t->display) +
-                                           " is a symlink to a file that does not exist; the node does not create "
-                                           "files through symlinks");
+            return Error::PermissionDenied(
+                Quoted(t->display) +
+                " is a symlink to a file that does not exist; the node does not create "
+                "files through symlinks");
           }
           return target.error();
         }
@@ -711,14 +742,14 @@ Result<OwnedFd> FileRoots::OpenForAppend(std::string_view path, mode_t mode) con
       if (auto s = CheckFileSystem(existing.get(), t->display); !s.ok()) return s.error();
       if (auto s = CheckNotNodeFile(existing.get(), st, *t, FileAccess::kWrite); !s.ok()) return s.error();
       if (!S_ISREG(st.st_mode)) {
-        return Error::PermissionDenied(Quoted(t->display) +
-                                       " is not a regular file (pipelines read and write regular files only)");
+        return Error::PermissionDenied(
+            Quoted(t->display) + " is not a regular file (pipelines read and write regular files only)");
       }
       return Reopen(existing.get(), kAppend, t->display);
     }
     if (errno != ENOENT) return ResolveError(errno, t->display, t->root->dir, FileAccess::kWrite);
-    const int fd = ::openat(parent->get(), base.c_str(), kAppend | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY,
-                            mode);
+    const int fd = ::openat(parent->get(), base.c_str(),
+                            kAppend | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, mode);
     if (fd >= 0) return OwnedFd(fd);
     if (errno != EEXIST) return ResolveError(errno, t->display, t->root->dir, FileAccess::kWrite);
     // Created by someone else in between: open what is there now.
@@ -736,8 +767,8 @@ Result<FileRoots::Placed> FileRoots::PlaceForChange(std::string_view path) const
   if (auto s = CheckFileSystem(parent->get(), t->display); !s.ok()) return s.error();
   bool dotdot = false;
   Placed p{*t, std::move(parent).value(), Components(t->rel, &dotdot).back()};
-  if (auto s = CheckPlace(p.parent.get(), p.base, true, StatNodePlaces(data_dir_), p.target.display, data_dir_,
-                          FileAccess::kWrite);
+  if (auto s = CheckPlace(p.parent.get(), p.base, true, StatNodePlaces(data_dir_), p.target.display,
+                          data_dir_, FileAccess::kWrite);
       !s.ok()) {
     return s.error();
   }
@@ -749,9 +780,11 @@ Status FileRoots::Rename(std::string_view from, std::string_view to) const {
   if (!a.ok()) return a.error();
   auto b = PlaceForChange(to);
   if (!b.ok()) return b.error();
-  struct stat sa {}, sb {};
+  struct stat sa {
+  }, sb{};
   if (::fstat(a->parent.get(), &sa) != 0 || ::fstat(b->parent.get(), &sb) != 0 || !SameFile(sa, sb)) {
-    return Error::InvalidArgument("cannot rename " + Quoted(a->target.display) + " to " + Quoted(b->target.display) +
+    return Error::InvalidArgument("cannot rename " + Quoted(a->target.display) + " to " +
+                                  Quoted(b->target.display) +
                                   ": a pipeline renames files only within one directory");
   }
   struct stat st {};
@@ -764,8 +797,8 @@ Status FileRoots::Rename(std::string_view from, std::string_view to) const {
   }
   // Names inside one checked directory: renameat follows no symlink.
   if (::renameat(a->parent.get(), a->base.c_str(), b->parent.get(), b->base.c_str()) != 0) {
-    return Error::Unavailable("cannot rename " + Quoted(a->target.display) + " to " + Quoted(b->target.display) +
-                              ": " + ErrnoText(errno));
+    return Error::Unavailable("cannot rename " + Quoted(a->target.display) + " to " +
+                              Quoted(b->target.display) + ": " + ErrnoText(errno));
   }
   return OkStatus();
 }

@@ -129,8 +129,8 @@ struct FileRootsOptions {
 class FileRoots {
  public:
   struct Root {
-    std::string dir;       // absolute, normalised
-    bool is_default;       // DATA_DIR/in or DATA_DIR/out
+    std::string dir;  // absolute, normalised
+    bool is_default;  // DATA_DIR/in or DATA_DIR/out
   };
 
   // Validates the settings (ParseAllowedRoots) and refuses a root inside the
@@ -191,7 +191,7 @@ class FileRoots {
   struct Target {
     std::string display;  // the absolute path, for messages
     const Root* root;
-    std::string rel;      // below root->dir; "" is the root itself
+    std::string rel;  // below root->dir; "" is the root itself
   };
   FileRoots() = default;
   Result<Target> Locate(std::string_view path, FileAccess access) const;
