@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -365,6 +366,46 @@ TEST_P(FileRootsTest, TheQueueNameIsReservedBeforeTheQueueExists) {
     EXPECT_NE(linked.error().message.find("node's own files"), std::string::npos) << linked.error().message;
   }
   EXPECT_FALSE(fs::exists(data_ / "queue"));
+}
+
+// Unix permissions still apply below a root, and the refusal says whose
+// they are. As root (who reads anything) the check runs in a child that
+// became "nobody".
+TEST_P(FileRootsTest, AFileTheNodesUserMayNotReadIsRefusedNamingTheUser) {
+  Put(base_ / "logs/private.log", "private");
+  ASSERT_EQ(::chmod((base_ / "logs/private.log").c_str(), 0600), 0);
+  for (const auto& d : {base_, base_ / "logs"}) ASSERT_EQ(::chmod(d.c_str(), 0755), 0);
+  FileRoots roots = Make({P("logs")});
+  // The readable app.log is the control: the same user opens it.
+  auto attempt = [&]() -> std::string {
+    auto control = roots.OpenForRead(P("logs/app.log"));
+    if (!control.ok()) return "control refused: " + control.error().message;
+    auto fd = roots.OpenForRead(P("logs/private.log"));
+    return fd.ok() ? "opened" : std::string(ErrorCodeName(fd.error().code)) + " " + fd.error().message;
+  };
+  std::string got;
+  if (::geteuid() != 0) {
+    ASSERT_EQ(::chmod((base_ / "logs/private.log").c_str(), 0000), 0);
+    got = attempt();
+  } else {
+    int p[2];
+    ASSERT_EQ(::pipe(p), 0);
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      ::close(p[0]);
+      std::string r = ::setgid(65534) == 0 && ::setuid(65534) == 0 ? attempt() : "setuid failed";
+      (void)!::write(p[1], r.data(), r.size());
+      ::_exit(0);
+    }
+    ::close(p[1]);
+    got = ReadFd(p[0]);
+    ::close(p[0]);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+  }
+  EXPECT_EQ(got.rfind("permission_denied \"" + P("logs/private.log") + "\": the node's user ", 0), 0u) << got;
+  EXPECT_NE(got.find(" may not open it (Permission denied); give that user access to it"), std::string::npos) << got;
 }
 
 TEST_P(FileRootsTest, StatFollowsRotationAndNoticesAMissingFile) {
