@@ -181,7 +181,7 @@ TEST(PipelineSpec, RejectsBadFilesWithTheDottedPathOfTheProblem) {
       // Unknown keys, anywhere.
       {"name: p\ncolour: red\n" + ok_body, "colour: unknown key"},
       {WithPipeline("  input: {generate: {intervall: 1s}}\n  output: stdout\n"),
-       "pipeline.input.generate.intervall: unknown key (expected interval, message or count)"},
+       "pipeline.input.generate.intervall: unknown key (expected interval, message, count or rate)"},
       {WithPipeline("  input: {generate: {}}\n  output: stdout\n  retries: 3\n"),
        "pipeline.retries: unknown key"},
       {WithPipeline("  input: {generate: {}}\n  processors: [{filter: {regx: a}}]\n  output: stdout\n"),
@@ -227,9 +227,25 @@ TEST(PipelineSpec, RejectsBadFilesWithTheDottedPathOfTheProblem) {
       {WithPipeline("  input: {generate: {}}\n  output: {file: {path: out/}}\n"),
        "pipeline.output.file.path: \"out/\" does not name a file"},
       {WithPipeline("  input: {generate: {}}\n  output: {mqtt: {stream: s, qos: 3}}\n"),
-       "pipeline.output.mqtt.qos: must be at most 2"},
+       "pipeline.output.mqtt.qos: must be 0, 1 or 2"},
       {WithPipeline("  input: {generate: {}}\n  processors: [{filter: {}}]\n  output: stdout\n"),
-       "pipeline.processors[0].filter: needs contains or regex"},
+       "pipeline.processors[0].filter: needs one of contains, regex"},
+      {WithPipeline("  input: {generate: {rate: 2000000}}\n  output: stdout\n"),
+       "pipeline.input.generate.rate: must be at most 1000000 records per second"},
+      {WithPipeline("  input: {generate: {}}\n  processors: [parse_json, {set: {}}]\n  output: stdout\n"),
+       "pipeline.processors[1].set: needs one of fields, node_field, labels_field"},
+      {WithPipeline("  input: {generate: {}}\n  processors: [{drop: {fields: []}}]\n  output: stdout\n"),
+       "pipeline.processors[0].drop.fields: needs at least one field"},
+      {WithPipeline("  input: {generate: {}}\n  processors: [{drop: {fields: a}}]\n  output: stdout\n"),
+       "pipeline.processors[0].drop.fields: expected a list"},
+      {WithPipeline("  input: {generate: {}}\n  processors: [{sample: {}}]\n  output: stdout\n"),
+       "pipeline.processors[0].sample.one_in: must be at least 1"},
+      {WithPipeline("  input: {generate: {}}\n  processors: [{batch: {format: xml}}]\n  output: stdout\n"),
+       "pipeline.processors[0].batch.format: \"xml\" is not json or lines"},
+      {WithPipeline("  input: {generate: {}}\n  processors: [{set: {fields: {a: [1]}}}]\n  output: stdout\n"),
+       "pipeline.processors[0].set.fields.a: expected a string"},
+      {WithPipeline("  input: {file: {path: a.log}}\n  output: {file: {path: ./x/../a.log}}\n"),
+       "pipeline.output.file.path: \"./x/../a.log\" is also the input file"},
       {"name: p\nselector: !legacy\n" + ok_body,
        "selector: unexpected YAML tag \"!legacy\" (a value starting with '!' must be quoted)"},
       {"name: p\nselector: [a]\n" + ok_body, "selector: expected a map of labels or a selector string"},
@@ -293,6 +309,67 @@ TEST(PipelineSpec, ValidationRequiresAnInputAndAnOutput) {
   EXPECT_EQ(s.error().message, "output: missing (expected file, mqtt or stdout)");
   spec.mutable_output()->mutable_stdout();
   EXPECT_TRUE(ValidatePipelineSpec(spec).ok());
+}
+
+TEST(PipelineSpec, ParsesEveryProcessorKindFromItsSchema) {
+  auto p = ParsePipelineYaml(WithPipeline(R"(
+  input: {generate: {rate: 10000, message: '{"t": 1}'}}
+  processors:
+    - parse_json
+    - parse_json: {keep_invalid: true}
+    - set: {fields: {site: lyon, zone: b}, node_field: node, labels_field: labels}
+    - drop: {fields: [secret, debug]}
+    - sample: {one_in: 10}
+    - batch: {max_records: 500, max_bytes: 65536, max_wait: 2s, format: lines}
+  output: {mqtt: {stream: readings}}
+)"),
+                             "demo");
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  const v1::PipelineSpec& s = p->spec();
+  EXPECT_EQ(s.input().generate().rate(), 10000u);
+  EXPECT_EQ(s.input().generate().interval_ms(), 0u);  // no interval default beside a rate
+  ASSERT_EQ(s.processors_size(), 6);
+  EXPECT_TRUE(s.processors(0).has_parse_json());
+  EXPECT_FALSE(s.processors(0).parse_json().keep_invalid());
+  EXPECT_TRUE(s.processors(1).parse_json().keep_invalid());
+  EXPECT_EQ(s.processors(2).set().fields().at("site"), "lyon");
+  EXPECT_EQ(s.processors(2).set().node_field(), "node");
+  EXPECT_EQ(s.processors(2).set().labels_field(), "labels");
+  ASSERT_EQ(s.processors(3).drop().fields_size(), 2);
+  EXPECT_EQ(s.processors(3).drop().fields(1), "debug");
+  EXPECT_EQ(s.processors(4).sample().one_in(), 10u);
+  EXPECT_EQ(s.processors(5).batch().max_records(), 500u);
+  EXPECT_EQ(s.processors(5).batch().max_wait_ms(), 2000u);
+  EXPECT_EQ(s.processors(5).batch().format(), "lines");
+
+  const std::string rendered = PipelineSpecToYaml(s);
+  auto again = ParsePipelineYaml("name: p\npipeline:\n" + Indent(rendered), "demo");
+  ASSERT_TRUE(again.ok()) << rendered << ": " << again.error().message;
+  EXPECT_TRUE(SameSpec(s, again->spec())) << "rendered:\n" << rendered;
+}
+
+TEST(PipelineSpec, AnEmptyFilterIsRejectedByTheOneValidator) {
+  // cairnctl and the scheduler call ValidatePipelineSpec; so does the node
+  // (edge/test/pipeline_runtime_test.cc checks the same message there).
+  v1::PipelineSpec spec;
+  spec.mutable_input()->mutable_generate();
+  spec.add_processors()->mutable_filter();
+  spec.mutable_output()->mutable_stdout();
+  Status s = ValidatePipelineSpec(spec);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().message, "processors[0].filter: needs one of contains, regex");
+}
+
+TEST(PipelineSpec, AKindUnknownToThisSchemaIsAnErrorNotADefault) {
+  // A newer control plane's kind arrives as an unknown field: no kind is set.
+  v1::PipelineSpec spec;
+  spec.mutable_input()->mutable_generate();
+  spec.add_processors();
+  spec.mutable_output()->mutable_stdout();
+  Status s = ValidatePipelineSpec(spec);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().message.rfind("processors[0]: missing (expected filter, parse_json", 0), 0u)
+      << s.error().message;
 }
 
 TEST(PipelineDigest, IsStableAcrossFormattingAndIgnoresMetadata) {
