@@ -383,15 +383,15 @@ TEST_F(PipelineRuntimeTest, InvalidSpecsAreRejected) {
       {"interval too short",
        [](auto* c) { c->mutable_spec()->mutable_input()->mutable_generate()->set_interval_ms(5); },
        "interval"},
-      {"dot-dot escape", [](auto* c) { SetFileOutput(c, "../outside.log"); }, "escapes"},
+      {"dot-dot escape", [](auto* c) { SetFileOutput(c, "../outside.log"); }, "leaves the data directory"},
       {"hidden dot-dot escape", [](auto* c) { SetFileOutput(c, "out/../../outside.log"); },
-       "escapes"},
+       "leaves the data directory"},
       {"empty output path", [](auto* c) { SetFileOutput(c, ""); }, "empty"},
       {"output path names a directory", [](auto* c) { SetFileOutput(c, "out/.."); },
        "does not name a file"},
       {"input escape",
        [](auto* c) { c->mutable_spec()->mutable_input()->mutable_file()->set_path("../x.log"); },
-       "escapes"},
+       "leaves the data directory"},
       {"empty input path",
        [](auto* c) { c->mutable_spec()->mutable_input()->mutable_file()->set_path(""); }, "empty"},
       {"input is output",
@@ -407,6 +407,11 @@ TEST_F(PipelineRuntimeTest, InvalidSpecsAreRejected) {
       {"stream too long", [](auto* c) { SetMqttOutput(c, std::string(64, 'a')); }, "stream"},
       {"stream with leading dash", [](auto* c) { SetMqttOutput(c, "-a"); }, "stream"},
       {"qos 3", [](auto* c) { SetMqttOutput(c, "ok", 3); }, "qos"},
+      // The control plane and the node agree: one validator, same message.
+      {"empty filter", [](auto* c) { AddFilter(c, ""); },
+       "pipeline.processors[0].filter: needs one of contains, regex"},
+      {"sample of none", [](auto* c) { c->mutable_spec()->add_processors()->mutable_sample(); },
+       "pipeline.processors[0].sample.one_in: must be at least 1"},
   };
   for (const auto& tc : cases) {
     SCOPED_TRACE(tc.name);
@@ -435,7 +440,6 @@ TEST_F(PipelineRuntimeTest, ValidEdgeCasesAreAccepted) {
       {"absolute path", [](auto* c) { SetFileOutput(c, "/var/log/cairn/out.log"); }},
       {"longest stream", [](auto* c) { SetMqttOutput(c, std::string(63, 'a'), 2); }},
       {"stream with dashes and digits", [](auto* c) { SetMqttOutput(c, "room-1-temp"); }},
-      {"empty filter", [](auto* c) { AddFilter(c, ""); }},
   };
   for (const auto& [name, mutate] : cases) {
     SCOPED_TRACE(name);
