@@ -563,5 +563,97 @@ TEST_F(PipelineRuntimeTest, DestroyingARunningRunnerStopsIt) {
   EXPECT_EQ(ReadLines(dir_ / "bye.log").size(), lines);
 }
 
+TEST_F(PipelineRuntimeTest, GenerateByRateThroughBatchDeliversEveryRecord) {
+  auto config = GenerateConfig("r", 20'000);
+  auto* g = config.mutable_spec()->mutable_input()->mutable_generate();
+  g->set_interval_ms(0);
+  g->set_rate(20'000);
+  auto* b = config.mutable_spec()->add_processors()->mutable_batch();
+  b->set_max_records(1000);
+  b->set_format("lines");
+  SetFileOutput(&config, "rate.log");
+  auto runner = Make(config);
+  ASSERT_NE(runner, nullptr);
+  runner->Start();
+  ASSERT_TRUE(WaitUntil([&] { return runner->Health().records_out() == 20; },
+                        std::chrono::seconds(30)));
+  auto h = runner->Health();
+  EXPECT_EQ(h.records_in(), 20'000u);
+  EXPECT_EQ(h.records_dropped(), 0u);
+  EXPECT_EQ(ReadLines(dir_ / "rate.log").size(), 20'000u);
+}
+
+TEST_F(PipelineRuntimeTest, StopFlushesAHeldBatchToTheOutput) {
+  auto config = GenerateConfig("held", 3);
+  auto* b = config.mutable_spec()->add_processors()->mutable_batch();
+  b->set_max_wait_ms(3'600'000);
+  SetFileOutput(&config, "held.log");
+  auto runner = Make(config);
+  ASSERT_NE(runner, nullptr);
+  runner->Start();
+  ASSERT_TRUE(WaitUntil([&] { return runner->Health().records_in() == 3; }));
+  EXPECT_EQ(runner->Health().records_out(), 0u);
+  runner->Stop();
+  EXPECT_THAT(ReadLines(dir_ / "held.log"), ElementsAre(R"(["held","held","held"])"));
+  EXPECT_EQ(runner->Health().records_out(), 1u);
+}
+
+TEST_F(PipelineRuntimeTest, StructuredRecordsGetFieldsAndCountParseErrors) {
+  WriteText(dir_ / "in.json", "");
+  auto config = FileTailConfig("in.json");
+  auto* spec = config.mutable_spec();
+  spec->add_processors()->mutable_parse_json();
+  auto* set = spec->add_processors()->mutable_set();
+  set->set_node_field("node");
+  set->set_labels_field("labels");
+  spec->add_processors()->mutable_drop()->add_fields("secret");
+  SetFileOutput(&config, "out.json");
+  auto ctx = Context();
+  std::mutex mu;
+  Labels labels{{"site", "lyon"}};
+  ctx.current_labels = [&] {
+    std::lock_guard lock(mu);
+    return labels;
+  };
+  auto runner = Make(config, ctx);
+  ASSERT_NE(runner, nullptr);
+  runner->Start();
+  AppendText(dir_ / "in.json", "{\"t\": 20, \"secret\": \"x\"}\nnot json\n");
+  ASSERT_TRUE(WaitUntil([&] { return runner->Health().records_in() == 2; }));
+  {
+    std::lock_guard lock(mu);
+    labels["site"] = "paris";
+  }
+  AppendText(dir_ / "in.json", "{\"t\": 21}\n");
+  ASSERT_TRUE(WaitUntil([&] { return runner->Health().records_out() == 2; }));
+  runner->Stop();
+  EXPECT_THAT(ReadLines(dir_ / "out.json"),
+              ElementsAre(R"({"t":20,"node":"node-1","labels":{"site":"lyon"}})",
+                          R"({"t":21,"node":"node-1","labels":{"site":"paris"}})"));
+  auto h = runner->Health();
+  EXPECT_EQ(h.records_dropped(), 1u);
+  EXPECT_EQ(h.errors(), 1u);
+  EXPECT_THAT(h.last_error(), HasSubstr("parse_json: not JSON"));
+}
+
+TEST_F(PipelineRuntimeTest, AKindThisNodeDoesNotKnowIsRefusedWithItsPath) {
+  runtime::ComponentRegistry without_file;  // a node built without the file output
+  ASSERT_TRUE(without_file
+                  .AddInput("generate",
+                            [](const google::protobuf::Message& m, const std::string&,
+                               const runtime::Env& env) {
+                              v1::Input i;
+                              i.mutable_generate()->CopyFrom(m);
+                              return runtime::BuiltinRegistry().MakeInput(i, env);
+                            })
+                  .ok());
+  auto config = GenerateConfig("x", 1);
+  SetFileOutput(&config, "x.log");
+  auto runner = MakePipelineRunner(config, Context(), without_file);
+  ASSERT_FALSE(runner.ok());
+  EXPECT_EQ(runner.error().message,
+            "pipeline \"test-pipeline\": pipeline.output.file: kind not supported by this node");
+}
+
 }  // namespace
 }  // namespace cairn::edge
