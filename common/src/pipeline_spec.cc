@@ -590,6 +590,30 @@ Status BatchRule(const google::protobuf::Message& m, const std::string& path,
   return OkStatus();
 }
 
+Status AggregateRule(const google::protobuf::Message& m, const std::string& path,
+                     const v1::PipelineSpec&) {
+  const auto& a = static_cast<const v1::AggregateProcessor&>(m);
+  if (a.window_ms() != 0 && (a.window_ms() < 100 || a.window_ms() > 86'400'000)) {
+    return At(path + ".window", "must be between 100ms and 1d");
+  }
+  for (int i = 0; i < a.functions_size(); ++i) {
+    const std::string& f = a.functions(i);
+    if (f != "count" && f != "sum" && f != "avg" && f != "min" && f != "max") {
+      return At(path + ".functions[" + std::to_string(i) + "]",
+                Quoted(f) + " is not count, sum, avg, min or max");
+    }
+  }
+  for (int i = 0; i < a.group_by_size(); ++i) {
+    auto s = CheckFieldName(a.group_by(i), path + ".group_by[" + std::to_string(i) + "]");
+    if (!s.ok()) return s;
+  }
+  for (int i = 0; i < a.fields_size(); ++i) {
+    auto s = CheckFieldName(a.fields(i), path + ".fields[" + std::to_string(i) + "]");
+    if (!s.ok()) return s;
+  }
+  return OkStatus();
+}
+
 Status FileOutputRule(const google::protobuf::Message& m, const std::string& path,
                       const v1::PipelineSpec& spec) {
   const std::string& out = static_cast<const v1::FileOutput&>(m).path();
@@ -618,7 +642,8 @@ constexpr KindRule kRules[] = {
     {"cairn.v1.GenerateInput", GenerateRule}, {"cairn.v1.FileInput", FileInputRule},
     {"cairn.v1.FilterProcessor", FilterRule}, {"cairn.v1.SetProcessor", SetRule},
     {"cairn.v1.DropProcessor", DropRule},     {"cairn.v1.SampleProcessor", SampleRule},
-    {"cairn.v1.BatchProcessor", BatchRule},   {"cairn.v1.FileOutput", FileOutputRule},
+    {"cairn.v1.BatchProcessor", BatchRule},   {"cairn.v1.AggregateProcessor", AggregateRule},
+    {"cairn.v1.FileOutput", FileOutputRule},
     {"cairn.v1.MqttOutput", MqttOutputRule},
 };
 

@@ -246,6 +246,10 @@ TEST(PipelineSpec, RejectsBadFilesWithTheDottedPathOfTheProblem) {
        "pipeline.processors[0].set.fields.a: expected a string"},
       {WithPipeline("  input: {file: {path: a.log}}\n  output: {file: {path: ./x/../a.log}}\n"),
        "pipeline.output.file.path: \"./x/../a.log\" is also the input file"},
+      {WithPipeline("  input: {generate: {}}\n  processors: [{aggregate: {window: 10ms}}]\n  output: stdout\n"),
+       "pipeline.processors[0].aggregate.window: must be between 100ms and 1d"},
+      {WithPipeline("  input: {generate: {}}\n  processors: [{aggregate: {functions: [count, median]}}]\n  output: stdout\n"),
+       "pipeline.processors[0].aggregate.functions[1]: \"median\" is not count, sum, avg, min or max"},
       {"name: p\nselector: !legacy\n" + ok_body,
        "selector: unexpected YAML tag \"!legacy\" (a value starting with '!' must be quoted)"},
       {"name: p\nselector: [a]\n" + ok_body, "selector: expected a map of labels or a selector string"},
@@ -320,6 +324,7 @@ TEST(PipelineSpec, ParsesEveryProcessorKindFromItsSchema) {
     - set: {fields: {site: lyon, zone: b}, node_field: node, labels_field: labels}
     - drop: {fields: [secret, debug]}
     - sample: {one_in: 10}
+    - aggregate: {window: 1m, group_by: [room], fields: [temp], functions: [avg, max]}
     - batch: {max_records: 500, max_bytes: 65536, max_wait: 2s, format: lines}
   output: {mqtt: {stream: readings}}
 )"),
@@ -328,7 +333,7 @@ TEST(PipelineSpec, ParsesEveryProcessorKindFromItsSchema) {
   const v1::PipelineSpec& s = p->spec();
   EXPECT_EQ(s.input().generate().rate(), 10000u);
   EXPECT_EQ(s.input().generate().interval_ms(), 0u);  // no interval default beside a rate
-  ASSERT_EQ(s.processors_size(), 6);
+  ASSERT_EQ(s.processors_size(), 7);
   EXPECT_TRUE(s.processors(0).has_parse_json());
   EXPECT_FALSE(s.processors(0).parse_json().keep_invalid());
   EXPECT_TRUE(s.processors(1).parse_json().keep_invalid());
@@ -338,9 +343,12 @@ TEST(PipelineSpec, ParsesEveryProcessorKindFromItsSchema) {
   ASSERT_EQ(s.processors(3).drop().fields_size(), 2);
   EXPECT_EQ(s.processors(3).drop().fields(1), "debug");
   EXPECT_EQ(s.processors(4).sample().one_in(), 10u);
-  EXPECT_EQ(s.processors(5).batch().max_records(), 500u);
-  EXPECT_EQ(s.processors(5).batch().max_wait_ms(), 2000u);
-  EXPECT_EQ(s.processors(5).batch().format(), "lines");
+  EXPECT_EQ(s.processors(5).aggregate().window_ms(), 60'000u);
+  EXPECT_EQ(s.processors(5).aggregate().group_by(0), "room");
+  EXPECT_EQ(s.processors(5).aggregate().functions_size(), 2);
+  EXPECT_EQ(s.processors(6).batch().max_records(), 500u);
+  EXPECT_EQ(s.processors(6).batch().max_wait_ms(), 2000u);
+  EXPECT_EQ(s.processors(6).batch().format(), "lines");
 
   const std::string rendered = PipelineSpecToYaml(s);
   auto again = ParsePipelineYaml("name: p\npipeline:\n" + Indent(rendered), "demo");

@@ -355,5 +355,63 @@ TEST_F(ComponentsTest, BatchNeverExceedsMaxBytes) {
   EXPECT_EQ(items, 10u);
 }
 
+// --- aggregate
+
+Record Reading(const std::string& room, double temp) {
+  Record r;
+  r.fields.Set("room", Value::String(room));
+  r.fields.Set("temp", Value::Number(temp));
+  return r;
+}
+
+TEST_F(ComponentsTest, AggregateSummarisesEachGroupWhenTheWindowEnds) {
+  v1::Processor c;
+  c.mutable_aggregate()->set_window_ms(10'000);
+  c.mutable_aggregate()->add_group_by("room");
+  c.mutable_aggregate()->add_fields("temp");
+  auto p = MakeProcessor(c);
+  clock_.Set(1'000'003'000);  // window [1,000,000,000, 1,000,010,000)
+  std::vector<Record> in;
+  in.push_back(Reading("b", 20));
+  in.push_back(Reading("a", 10));
+  in.push_back(Reading("b", 22));
+  Record no_temp;
+  no_temp.fields.Set("room", Value::String("b"));
+  in.push_back(std::move(no_temp));
+  uint64_t dropped = 0;
+  EXPECT_TRUE(Run(p.get(), std::move(in), &dropped).empty());
+  EXPECT_EQ(dropped, 0u);
+  Emitter out;
+  EXPECT_EQ(p->Tick(clock_.NowMs(), &out), std::optional<int64_t>(1'000'010'000));
+  EXPECT_TRUE(out.records().empty());
+  clock_.Set(1'000'010'000);
+  EXPECT_EQ(p->Tick(clock_.NowMs(), &out), std::nullopt);
+  EXPECT_THAT(Texts(out.records()),
+              ElementsAre(R"({"room":"a","window_start":1000000000,"window_end":1000010000,"count":1,"temp_sum":10,"temp_avg":10,"temp_min":10,"temp_max":10})",
+                          R"({"room":"b","window_start":1000000000,"window_end":1000010000,"count":3,"temp_sum":42,"temp_avg":21,"temp_min":20,"temp_max":22})"));
+}
+
+TEST_F(ComponentsTest, AggregateTurnsAThousandReadingsIntoOneRecordWithTheAskedFunctions) {
+  v1::Processor c;
+  c.mutable_aggregate()->set_window_ms(1000);
+  c.mutable_aggregate()->add_fields("temp");
+  c.mutable_aggregate()->add_functions("count");
+  c.mutable_aggregate()->add_functions("max");
+  auto p = MakeProcessor(c);
+  clock_.Set(5000);
+  std::vector<Record> in;
+  for (int i = 0; i < 1000; ++i) in.push_back(Reading("x", i));
+  EXPECT_TRUE(Run(p.get(), std::move(in)).empty());
+  // The next record, in the next window, closes the first.
+  clock_.Set(6000);
+  auto out = Run(p.get(), {Reading("x", 1)});
+  EXPECT_THAT(Texts(out),
+              ElementsAre(R"({"window_start":5000,"window_end":6000,"count":1000,"temp_max":999})"));
+  Emitter rest;
+  p->Flush(&rest);
+  ASSERT_EQ(rest.records().size(), 1u);
+  EXPECT_EQ(rest.records()[0].fields.Find("count")->number, 1);
+}
+
 }  // namespace
 }  // namespace cairn::edge::runtime

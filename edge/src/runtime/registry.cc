@@ -14,6 +14,7 @@ void RegisterSetProcessor(ComponentRegistry* r);
 void RegisterDropProcessor(ComponentRegistry* r);
 void RegisterSampleProcessor(ComponentRegistry* r);
 void RegisterBatchProcessor(ComponentRegistry* r);
+void RegisterAggregateProcessor(ComponentRegistry* r);
 void RegisterFileOutput(ComponentRegistry* r);
 void RegisterMqttOutput(ComponentRegistry* r);
 void RegisterStdoutOutput(ComponentRegistry* r);
@@ -27,6 +28,7 @@ void RegisterBuiltinComponents(ComponentRegistry* r) {
   RegisterDropProcessor(r);
   RegisterSampleProcessor(r);
   RegisterBatchProcessor(r);
+  RegisterAggregateProcessor(r);
   RegisterFileOutput(r);
   RegisterMqttOutput(r);
   RegisterStdoutOutput(r);
