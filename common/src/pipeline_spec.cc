@@ -536,6 +536,21 @@ Status FileInputRule(const google::protobuf::Message& m, const std::string& path
   return CheckFilePath(static_cast<const v1::FileInput&>(m).path(), path + ".path");
 }
 
+Status ExecRule(const google::protobuf::Message& m, const std::string& path,
+                const v1::PipelineSpec&) {
+  const auto& e = static_cast<const v1::ExecInput&>(m);
+  if (e.command().empty() || e.command(0).empty()) {
+    return At(path + ".command", "needs the program to run (a list: [program, args...])");
+  }
+  for (int i = 0; i < e.command_size(); ++i) {
+    if (e.command(i).find('\0') != std::string::npos) {
+      return At(path + ".command[" + std::to_string(i) + "]", "must not contain a NUL character");
+    }
+  }
+  if (e.restart_ms() > 3'600'000) return At(path + ".restart", "must be at most 1h");
+  return OkStatus();
+}
+
 Status FilterRule(const google::protobuf::Message& m, const std::string& path,
                   const v1::PipelineSpec&) {
   const auto& f = static_cast<const v1::FilterProcessor&>(m);
@@ -640,6 +655,7 @@ struct KindRule {
 };
 constexpr KindRule kRules[] = {
     {"cairn.v1.GenerateInput", GenerateRule}, {"cairn.v1.FileInput", FileInputRule},
+    {"cairn.v1.ExecInput", ExecRule},
     {"cairn.v1.FilterProcessor", FilterRule}, {"cairn.v1.SetProcessor", SetRule},
     {"cairn.v1.DropProcessor", DropRule},     {"cairn.v1.SampleProcessor", SampleRule},
     {"cairn.v1.BatchProcessor", BatchRule},   {"cairn.v1.AggregateProcessor", AggregateRule},

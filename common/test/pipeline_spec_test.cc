@@ -138,6 +138,12 @@ TEST(PipelineSpec, AcceptsEveryInputAndOutputForm) {
          EXPECT_EQ(s.input().generate().interval_ms(), 1000u);  // the default
          EXPECT_TRUE(s.output().has_stdout());
        }},
+      {"  input: {exec: {command: [journalctl, -f, -o, json], restart: 5s}}\n  output: stdout\n",
+       [](const v1::PipelineSpec& s) {
+         ASSERT_EQ(s.input().exec().command_size(), 4);
+         EXPECT_EQ(s.input().exec().command(0), "journalctl");
+         EXPECT_EQ(s.input().exec().restart_ms(), 5000u);
+       }},
       {"  input: {file: {path: /var/log/app.log, from_beginning: true}}\n  output: {stdout: }\n",
        [](const v1::PipelineSpec& s) {
          EXPECT_EQ(s.input().file().path(), "/var/log/app.log");
@@ -192,7 +198,10 @@ TEST(PipelineSpec, RejectsBadFilesWithTheDottedPathOfTheProblem) {
        "pipeline.output.mqtt.topic: unknown key"},
       {WithPipeline("  input: {generate: {}}\n  output: {stdout: {color: true}}\n"),
        "pipeline.output.stdout.color: unknown key (no keys allowed here)"},
-      {WithPipeline("  input: {exec: {}}\n  output: stdout\n"), "pipeline.input.exec: unknown key"},
+      {WithPipeline("  input: {exec: {}}\n  output: stdout\n"),
+       "pipeline.input.exec.command: needs the program to run"},
+      {WithPipeline("  input: {exec: {command: [tail, -F, x], shell: true}}\n  output: stdout\n"),
+       "pipeline.input.exec.shell: unknown key (expected command or restart)"},
       // Structure.
       {"name: p\n", "pipeline: missing"},
       {"pipeline: {}\n", "name: missing"},
@@ -202,7 +211,7 @@ TEST(PipelineSpec, RejectsBadFilesWithTheDottedPathOfTheProblem) {
       {WithPipeline("  output: stdout\n"), "pipeline.input: missing"},
       {WithPipeline("  input: {generate: {}}\n"), "pipeline.output: missing"},
       {WithPipeline("  input: {}\n  output: stdout\n"),
-       "pipeline.input: expected exactly one input kind: generate or file"},
+       "pipeline.input: expected exactly one input kind: generate, file or exec"},
       {WithPipeline("  input: {generate: {}, file: {path: x}}\n  output: stdout\n"),
        "pipeline.input: expected exactly one input kind"},
       {WithPipeline("  input: {generate: {}}\n  output: stderr\n"),
@@ -306,7 +315,7 @@ TEST(PipelineSpec, ValidationRequiresAnInputAndAnOutput) {
   v1::PipelineSpec spec;
   Status s = ValidatePipelineSpec(spec);
   ASSERT_FALSE(s.ok());
-  EXPECT_EQ(s.error().message, "input: missing (expected generate or file)");
+  EXPECT_EQ(s.error().message, "input: missing (expected generate, file or exec)");
   spec.mutable_input()->mutable_generate()->set_interval_ms(1000);
   s = ValidatePipelineSpec(spec);
   ASSERT_FALSE(s.ok());

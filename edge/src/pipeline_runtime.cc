@@ -289,6 +289,7 @@ runtime::Env MakeEnv(const v1::PipelineConfig& config, PipelineContext context) 
   env.publish = std::move(context.publish);
   if (context.checkpoints) env.checkpoints = std::move(context.checkpoints);
   env.pipeline = config.name();
+  env.allow_exec = context.allow_exec;
   return env;
 }
 

@@ -1,5 +1,9 @@
 // Unit tests of the runtime's pieces driven directly, with a fake clock: the
 // record and its JSON, the registry, and each component kind.
+#include <signal.h>
+
+#include <cstdlib>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -411,6 +415,74 @@ TEST_F(ComponentsTest, AggregateTurnsAThousandReadingsIntoOneRecordWithTheAskedF
   p->Flush(&rest);
   ASSERT_EQ(rest.records().size(), 1u);
   EXPECT_EQ(rest.records()[0].fields.Find("count")->number, 1);
+}
+
+// --- exec
+
+// Polls `in` until `n` records came or an error is reported.
+Status PollUntil(Input* in, std::vector<Record>* out, size_t n) {
+  Status last = OkStatus();
+  testutil::WaitUntil([&] {
+    auto r = in->Poll(out);
+    if (!r.ok()) last = r.error();
+    return !r.ok() || out->size() >= n;
+  });
+  return last;
+}
+
+TEST_F(ComponentsTest, ExecIsRefusedUnlessTheNodesOwnerAllowsIt) {
+  v1::Input c;
+  c.mutable_exec()->add_command("true");
+  auto in = BuiltinRegistry().MakeInput(c, env_);
+  ASSERT_FALSE(in.ok());
+  EXPECT_EQ(in.error().code, ErrorCode::kPermissionDenied);
+  EXPECT_THAT(in.error().message, HasSubstr("input.exec: running commands is not allowed"));
+}
+
+TEST_F(ComponentsTest, ExecReadsTheCommandsLinesAndRestartsItWithBackOff) {
+  env_.allow_exec = true;
+  v1::Input c;
+  c.mutable_exec()->add_command("sh");
+  c.mutable_exec()->add_command("-c");
+  c.mutable_exec()->add_command("echo one; echo \"[$CAIRN_SECRET]\"; printf 'two'");
+  c.mutable_exec()->set_restart_ms(1000);
+  ::setenv("CAIRN_SECRET", "s3cret", 1);
+  auto in = BuiltinRegistry().MakeInput(c, env_);
+  ASSERT_TRUE(in.ok()) << in.error().message;
+  std::vector<Record> out;
+  Status exited = PollUntil(in->get(), &out, 100);
+  ASSERT_FALSE(exited.ok());
+  EXPECT_EQ(exited.error().message, "exec: sh exited with status 0; restarting in 1000 ms");
+  // The last line needs no newline; the agent's environment is not passed on.
+  EXPECT_THAT(Texts(out), ElementsAre("one", "[]", "two"));
+  EXPECT_EQ(out[0].position.source, "sh");
+
+  // Not before the back-off has passed on the clock.
+  auto wait = (*in)->Poll(&out);
+  ASSERT_TRUE(wait.ok());
+  EXPECT_EQ(*wait, milliseconds(1000));
+  clock_.Advance(milliseconds(1000));
+  exited = PollUntil(in->get(), &out, 100);
+  EXPECT_EQ(exited.error().message, "exec: sh exited with status 0; restarting in 2000 ms");
+  EXPECT_THAT(Texts(out), ElementsAre("one", "[]", "two", "one", "[]", "two"));
+  ::unsetenv("CAIRN_SECRET");
+}
+
+TEST_F(ComponentsTest, ExecEndKillsALongRunningCommand) {
+  env_.allow_exec = true;
+  v1::Input c;
+  c.mutable_exec()->add_command("sh");
+  c.mutable_exec()->add_command("-c");
+  c.mutable_exec()->add_command("echo $$; exec sleep 60");
+  auto in = BuiltinRegistry().MakeInput(c, env_);
+  ASSERT_TRUE(in.ok());
+  std::vector<Record> out;
+  ASSERT_TRUE(PollUntil(in->get(), &out, 1).ok());
+  ASSERT_EQ(out.size(), 1u);
+  const pid_t pid = std::stoi(out[0].body);
+  EXPECT_EQ(::kill(pid, 0), 0);
+  (*in)->End();
+  EXPECT_EQ(::kill(pid, 0), -1);  // gone and reaped
 }
 
 }  // namespace

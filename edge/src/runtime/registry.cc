@@ -8,6 +8,7 @@ namespace cairn::edge::runtime {
 // Each component kind's file defines its registration function.
 void RegisterGenerateInput(ComponentRegistry* r);
 void RegisterFileInput(ComponentRegistry* r);
+void RegisterExecInput(ComponentRegistry* r);
 void RegisterFilterProcessor(ComponentRegistry* r);
 void RegisterParseJsonProcessor(ComponentRegistry* r);
 void RegisterSetProcessor(ComponentRegistry* r);
@@ -22,6 +23,7 @@ void RegisterStdoutOutput(ComponentRegistry* r);
 void RegisterBuiltinComponents(ComponentRegistry* r) {
   RegisterGenerateInput(r);
   RegisterFileInput(r);
+  RegisterExecInput(r);
   RegisterFilterProcessor(r);
   RegisterParseJsonProcessor(r);
   RegisterSetProcessor(r);

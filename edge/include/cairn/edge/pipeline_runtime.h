@@ -37,6 +37,10 @@ struct PipelineContext {
   std::function<Labels()> current_labels;
   // Optional. Where inputs keep positions across restarts (default: memory).
   std::shared_ptr<runtime::Checkpoints> checkpoints;
+  // Whether `exec` inputs may run commands on this node. A local setting of
+  // the node's owner (e.g. `cairn-edge run --allow-exec`), never from the
+  // control plane; off by default.
+  bool allow_exec = false;
 };
 
 class PipelineRunner {

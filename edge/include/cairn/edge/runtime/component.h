@@ -62,6 +62,9 @@ struct Env {
   std::shared_ptr<Checkpoints> checkpoints = std::make_shared<MemoryCheckpoints>();
   // The pipeline's name, for log lines.
   std::string pipeline;
+  // Whether the node's owner allows `exec` inputs (a local setting, never
+  // from the control plane).
+  bool allow_exec = false;
 
   int64_t NowMs() const { return clock->NowMs(); }
 };
