@@ -5,7 +5,11 @@
 
 #include <google/protobuf/util/message_differencer.h>
 
+#include <filesystem>
+#include <fstream>
 #include <functional>
+#include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -387,6 +391,57 @@ TEST(PipelineSpec, AKindUnknownToThisSchemaIsAnErrorNotADefault) {
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.error().message.rfind("processors[0]: missing (expected filter, parse_json", 0), 0u)
       << s.error().message;
+}
+
+TEST(PipelineSpec, EveryExampleInTheReferenceIsAValidPipeline) {
+  // docs/pipelines.md promises a working example per component kind.
+  // The source tree: above this file, or above the directory the test runs in.
+  std::filesystem::path doc;
+  for (std::filesystem::path dir :
+       {std::filesystem::absolute(__FILE__).parent_path(), std::filesystem::current_path()}) {
+    for (; !dir.empty() && dir != dir.root_path(); dir = dir.parent_path()) {
+      if (std::filesystem::exists(dir / "docs/pipelines.md") &&
+          std::filesystem::exists(dir / "schemas/cairn/v1/pipeline.proto")) {
+        doc = dir / "docs/pipelines.md";
+        break;
+      }
+    }
+    if (!doc.empty()) break;
+  }
+  std::ifstream in(doc);
+  ASSERT_TRUE(in) << doc;
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::string md = text.str();
+  std::set<std::string> kinds_seen;
+  size_t examples = 0;
+  for (size_t at = md.find("```yaml\n"); at != std::string::npos;
+       at = md.find("```yaml\n", at + 1)) {
+    const size_t start = at + 8;
+    const size_t end = md.find("```", start);
+    ASSERT_NE(end, std::string::npos);
+    const std::string yaml = md.substr(start, end - start);
+    auto p = ParsePipelineYaml(yaml, "demo");
+    ASSERT_TRUE(p.ok()) << yaml << "\n" << p.error().message;
+    ++examples;
+    auto kind = [](const google::protobuf::Message& m) {
+      const auto* f = m.GetReflection()->GetOneofFieldDescriptor(
+          m, m.GetDescriptor()->FindOneofByName("kind"));
+      return std::string(m.GetDescriptor()->name()) + "." + f->name();
+    };
+    kinds_seen.insert(kind(p->spec().input()));
+    for (const auto& proc : p->spec().processors()) kinds_seen.insert(kind(proc));
+    kinds_seen.insert(kind(p->spec().output()));
+  }
+  EXPECT_GT(examples, 10u);
+  for (const auto* d : {v1::Input::descriptor(), v1::Processor::descriptor(),
+                        v1::Output::descriptor()}) {
+    const auto* oneof = d->FindOneofByName("kind");
+    for (int i = 0; i < oneof->field_count(); ++i) {
+      const std::string k = d->name() + "." + oneof->field(i)->name();
+      EXPECT_TRUE(kinds_seen.count(k)) << "no example in docs/pipelines.md uses " << k;
+    }
+  }
 }
 
 TEST(PipelineDigest, IsStableAcrossFormattingAndIgnoresMetadata) {
