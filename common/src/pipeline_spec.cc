@@ -771,7 +771,9 @@ void RenderFields(YAML::Emitter& out, const google::protobuf::Message& m) {
             e.GetReflection()->GetString(e, e.GetDescriptor()->FindFieldByName("value"));
       }
       out << YAML::BeginMap;
-      for (const auto& [k, v] : entries) out << YAML::Key << k << YAML::Value << YAML::DoubleQuoted << v;
+      for (const auto& [k, v] : entries) {
+        out << YAML::Key << YAML::DoubleQuoted << k << YAML::Value << YAML::DoubleQuoted << v;
+      }
       out << YAML::EndMap;
     } else if (f->is_repeated()) {
       out << YAML::BeginSeq;
