@@ -554,7 +554,16 @@ Status ExecRule(const google::protobuf::Message& m, const std::string& path,
 Status FilterRule(const google::protobuf::Message& m, const std::string& path,
                   const v1::PipelineSpec&) {
   const auto& f = static_cast<const v1::FilterProcessor&>(m);
-  if (f.contains().empty() && f.regex().empty()) return At(path, "needs one of contains, regex");
+  if (f.contains().empty() && f.regex().empty() && f.field().empty()) {
+    return At(path, "needs one of contains, regex, field");
+  }
+  if (f.field().empty()) {
+    if (!f.equals().empty()) return At(path + ".equals", "needs field");
+    if (f.has_above()) return At(path + ".above", "needs field");
+    if (f.has_below()) return At(path + ".below", "needs field");
+  } else if (auto s = CheckFieldName(f.field(), path + ".field"); !s.ok()) {
+    return s;
+  }
   if (!f.regex().empty()) return CheckRegex(f.regex(), path + ".regex");
   return OkStatus();
 }
@@ -739,9 +748,13 @@ void RenderScalar(YAML::Emitter& out, const google::protobuf::Message& m,
     case FieldDescriptor::CPPTYPE_UINT64:
       out << r->GetUInt64(m, f);
       break;
-    case FieldDescriptor::CPPTYPE_DOUBLE:
-      out << r->GetDouble(m, f);
+    case FieldDescriptor::CPPTYPE_DOUBLE: {
+      // Shortest text that reads back to the same double.
+      char buf[32];
+      auto [end, ec] = std::to_chars(buf, buf + sizeof buf, r->GetDouble(m, f));
+      out << std::string(buf, ec == std::errc() ? end : buf);
       break;
+    }
     default:
       out << YAML::Null;
   }

@@ -242,7 +242,7 @@ TEST(PipelineSpec, RejectsBadFilesWithTheDottedPathOfTheProblem) {
       {WithPipeline("  input: {generate: {}}\n  output: {mqtt: {stream: s, qos: 3}}\n"),
        "pipeline.output.mqtt.qos: must be 0, 1 or 2"},
       {WithPipeline("  input: {generate: {}}\n  processors: [{filter: {}}]\n  output: stdout\n"),
-       "pipeline.processors[0].filter: needs one of contains, regex"},
+       "pipeline.processors[0].filter: needs one of contains, regex, field"},
       {WithPipeline("  input: {generate: {rate: 2000000}}\n  output: stdout\n"),
        "pipeline.input.generate.rate: must be at most 1000000 records per second"},
       {WithPipeline("  input: {generate: {}}\n  processors: [parse_json, {set: {}}]\n  output: stdout\n"),
@@ -263,6 +263,12 @@ TEST(PipelineSpec, RejectsBadFilesWithTheDottedPathOfTheProblem) {
        "pipeline.processors[0].aggregate.window: must be between 100ms and 1d"},
       {WithPipeline("  input: {generate: {}}\n  processors: [{aggregate: {functions: [count, median]}}]\n  output: stdout\n"),
        "pipeline.processors[0].aggregate.functions[1]: \"median\" is not count, sum, avg, min or max"},
+      {WithPipeline("  input: {generate: {}}\n  processors: [{filter: {above: 3}}]\n  output: stdout\n"),
+       "pipeline.processors[0].filter: needs one of contains, regex, field"},
+      {WithPipeline("  input: {generate: {}}\n  processors: [{filter: {contains: a, below: 3}}]\n  output: stdout\n"),
+       "pipeline.processors[0].filter.below: needs field"},
+      {WithPipeline("  input: {generate: {}}\n  processors: [{filter: {field: t, above: warm}}]\n  output: stdout\n"),
+       "pipeline.processors[0].filter.above: expected a number, got \"warm\""},
       {"name: p\nselector: !legacy\n" + ok_body,
        "selector: unexpected YAML tag \"!legacy\" (a value starting with '!' must be quoted)"},
       {"name: p\nselector: [a]\n" + ok_body, "selector: expected a map of labels or a selector string"},
@@ -334,6 +340,7 @@ TEST(PipelineSpec, ParsesEveryProcessorKindFromItsSchema) {
   processors:
     - parse_json
     - parse_json: {keep_invalid: true}
+    - filter: {field: temp, above: 0.1, below: -0}
     - set: {fields: {site: lyon, zone: b}, node_field: node, labels_field: labels}
     - drop: {fields: [secret, debug]}
     - sample: {one_in: 10}
@@ -343,10 +350,17 @@ TEST(PipelineSpec, ParsesEveryProcessorKindFromItsSchema) {
 )"),
                              "demo");
   ASSERT_TRUE(p.ok()) << p.error().message;
-  const v1::PipelineSpec& s = p->spec();
+  v1::PipelineSpec s = p->spec();
+  const std::string rendered_all = PipelineSpecToYaml(s);
+  auto all_again = ParsePipelineYaml("name: p\npipeline:\n" + Indent(rendered_all), "demo");
+  ASSERT_TRUE(all_again.ok()) << rendered_all << ": " << all_again.error().message;
+  EXPECT_TRUE(SameSpec(s, all_again->spec())) << "rendered:\n" << rendered_all;
   EXPECT_EQ(s.input().generate().rate(), 10000u);
   EXPECT_EQ(s.input().generate().interval_ms(), 0u);  // no interval default beside a rate
-  ASSERT_EQ(s.processors_size(), 7);
+  ASSERT_EQ(s.processors_size(), 8);
+  EXPECT_TRUE(s.processors(2).filter().has_below());
+  EXPECT_EQ(s.processors(2).filter().above(), 0.1);
+  s.mutable_processors()->erase(s.mutable_processors()->begin() + 2);
   EXPECT_TRUE(s.processors(0).has_parse_json());
   EXPECT_FALSE(s.processors(0).parse_json().keep_invalid());
   EXPECT_TRUE(s.processors(1).parse_json().keep_invalid());
@@ -378,7 +392,7 @@ TEST(PipelineSpec, AnEmptyFilterIsRejectedByTheOneValidator) {
   spec.mutable_output()->mutable_stdout();
   Status s = ValidatePipelineSpec(spec);
   ASSERT_FALSE(s.ok());
-  EXPECT_EQ(s.error().message, "processors[0].filter: needs one of contains, regex");
+  EXPECT_EQ(s.error().message, "processors[0].filter: needs one of contains, regex, field");
 }
 
 TEST(PipelineSpec, AKindUnknownToThisSchemaIsAnErrorNotADefault) {

@@ -409,7 +409,7 @@ TEST_F(PipelineRuntimeTest, InvalidSpecsAreRejected) {
       {"qos 3", [](auto* c) { SetMqttOutput(c, "ok", 3); }, "qos"},
       // The control plane and the node agree: one validator, same message.
       {"empty filter", [](auto* c) { AddFilter(c, ""); },
-       "pipeline.processors[0].filter: needs one of contains, regex"},
+       "pipeline.processors[0].filter: needs one of contains, regex, field"},
       {"sample of none", [](auto* c) { c->mutable_spec()->add_processors()->mutable_sample(); },
        "pipeline.processors[0].sample.one_in: must be at least 1"},
   };

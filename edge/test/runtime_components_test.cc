@@ -231,6 +231,46 @@ TEST_F(ComponentsTest, FilterMatchesTheTextOfStructuredRecordsToo) {
   EXPECT_EQ(dropped, 1u);
 }
 
+TEST_F(ComponentsTest, FilterComparesAFieldByTextOrAsANumber) {
+  struct Case {
+    std::function<void(v1::FilterProcessor*)> set;
+    std::vector<std::string> kept;
+  };
+  const std::vector<Case> cases = {
+      {[](auto* f) { f->set_field("room"); }, {"a:10", "b:25", "b:31"}},  // exists
+      {[](auto* f) { f->set_field("room"); f->set_equals("b"); }, {"b:25", "b:31"}},
+      {[](auto* f) { f->set_field("temp"); f->set_above(25); }, {"b:31"}},
+      {[](auto* f) { f->set_field("temp"); f->set_above(0); f->set_below(30); }, {"a:10", "b:25"}},
+      {[](auto* f) { f->set_field("temp"); f->set_equals("25"); }, {"b:25"}},
+      {[](auto* f) { f->set_field("room"); f->set_equals("b"); f->set_invert(true); },
+       {"a:10", "no-room"}},
+      {[](auto* f) { f->set_field("temp"); f->set_below(100); f->set_contains("\"b\""); },
+       {"b:25", "b:31"}},
+  };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    SCOPED_TRACE(i);
+    v1::Processor c;
+    cases[i].set(c.mutable_filter());
+    auto p = MakeProcessor(c);
+    std::vector<Record> in;
+    for (auto [room, temp] : std::vector<std::pair<std::string, double>>{{"a", 10}, {"b", 25}, {"b", 31}}) {
+      Record r;
+      r.fields.Set("room", Value::String(room));
+      r.fields.Set("temp", Value::Number(temp));
+      in.push_back(std::move(r));
+    }
+    Record odd;
+    odd.fields.Set("temp", Value::String("hot"));
+    in.push_back(std::move(odd));
+    std::vector<std::string> kept;
+    for (const Record& r : Run(p.get(), std::move(in))) {
+      const Value* room = r.fields.Find("room");
+      kept.push_back(room ? room->text + ":" + r.fields.Find("temp")->AsText() : "no-room");
+    }
+    EXPECT_EQ(kept, cases[i].kept);
+  }
+}
+
 // --- parse_json
 
 TEST_F(ComponentsTest, ParseJsonTurnsTheBodyIntoFieldsAndDropsInvalidRecordsWithAnError) {

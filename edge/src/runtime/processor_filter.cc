@@ -1,5 +1,7 @@
-// `filter` processor: keeps records whose text contains a substring and/or
-// matches an ECMAScript regex (`invert` keeps the others). libstdc++'s
+// `filter` processor: keeps records whose text contains a substring, matches
+// an ECMAScript regex, and/or whose field compares as asked (`field` exists,
+// its text `equals`, its number is `above` / `below`); all given conditions
+// must hold; `invert` keeps the others. libstdc++'s
 // std::regex recurses once per character, so the regex sees at most the
 // first 4 KiB of a record (RE2 would lift this; see docs/pipelines.md).
 #include <optional>
@@ -14,8 +16,14 @@ constexpr size_t kMaxRegexBytes = 4 * 1024;
 
 class FilterProcessor final : public Processor {
  public:
-  FilterProcessor(std::string contains, std::optional<std::regex> regex, bool invert)
-      : contains_(std::move(contains)), regex_(std::move(regex)), invert_(invert) {}
+  FilterProcessor(const v1::FilterProcessor& c, std::optional<std::regex> regex)
+      : contains_(c.contains()),
+        regex_(std::move(regex)),
+        invert_(c.invert()),
+        field_(c.field()),
+        equals_(c.equals()),
+        above_(c.has_above() ? std::optional<double>(c.above()) : std::nullopt),
+        below_(c.has_below() ? std::optional<double>(c.below()) : std::nullopt) {}
 
   Status Process(Record record, Emitter* out) override {
     const std::string text = record.fields.empty() ? std::string() : record.Text();
@@ -31,6 +39,7 @@ class FilterProcessor final : public Processor {
         return Error::Internal(std::string("filter: regex failed on a record: ") + e.what());
       }
     }
+    if (match && !field_.empty()) match = FieldMatches(record.fields.Find(field_));
     if (match != invert_) {
       out->Emit(std::move(record));
     } else {
@@ -40,9 +49,24 @@ class FilterProcessor final : public Processor {
   }
 
  private:
+  bool FieldMatches(const Value* v) const {
+    if (v == nullptr) return false;
+    if (!equals_.empty() && v->AsText() != equals_) return false;
+    if (above_ || below_) {
+      if (v->kind != Value::Kind::kNumber) return false;
+      if (above_ && !(v->number > *above_)) return false;
+      if (below_ && !(v->number < *below_)) return false;
+    }
+    return true;
+  }
+
   const std::string contains_;
   const std::optional<std::regex> regex_;
   const bool invert_;
+  const std::string field_;
+  const std::string equals_;
+  const std::optional<double> above_;
+  const std::optional<double> below_;
 };
 
 }  // namespace
@@ -60,8 +84,7 @@ void RegisterFilterProcessor(ComponentRegistry* r) {
                                       "\" does not compile: " + e.what());
       }
     }
-    return std::unique_ptr<Processor>(
-        std::make_unique<FilterProcessor>(c.contains(), std::move(re), c.invert()));
+    return std::unique_ptr<Processor>(std::make_unique<FilterProcessor>(c, std::move(re)));
   });
 }
 
