@@ -640,8 +640,13 @@ Status AggregateRule(const google::protobuf::Message& m, const std::string& path
 
 Status FileOutputRule(const google::protobuf::Message& m, const std::string& path,
                       const v1::PipelineSpec& spec) {
-  const std::string& out = static_cast<const v1::FileOutput&>(m).path();
+  const auto& o = static_cast<const v1::FileOutput&>(m);
+  const std::string& out = o.path();
   if (auto s = CheckFilePath(out, path + ".path"); !s.ok()) return s;
+  if (o.max_bytes() != 0 && o.max_bytes() < 4096) {
+    return At(path + ".max_bytes", "must be 0 (no rotation) or at least 4096");
+  }
+  if (o.keep() > 100) return At(path + ".keep", "must be at most 100");
   if (spec.input().has_file() && NormalPath(spec.input().file().path()) == NormalPath(out)) {
     return At(path + ".path", Quoted(out) + " is also the input file");
   }

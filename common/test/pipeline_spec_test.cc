@@ -269,6 +269,8 @@ TEST(PipelineSpec, RejectsBadFilesWithTheDottedPathOfTheProblem) {
        "pipeline.processors[0].filter.below: needs field"},
       {WithPipeline("  input: {generate: {}}\n  processors: [{filter: {field: t, above: warm}}]\n  output: stdout\n"),
        "pipeline.processors[0].filter.above: expected a number, got \"warm\""},
+      {WithPipeline("  input: {generate: {}}\n  output: {file: {path: a.log, max_bytes: 10}}\n"),
+       "pipeline.output.file.max_bytes: must be 0 (no rotation) or at least 4096"},
       {"name: p\nselector: !legacy\n" + ok_body,
        "selector: unexpected YAML tag \"!legacy\" (a value starting with '!' must be quoted)"},
       {"name: p\nselector: [a]\n" + ok_body, "selector: expected a map of labels or a selector string"},

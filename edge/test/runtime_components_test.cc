@@ -525,5 +525,35 @@ TEST_F(ComponentsTest, ExecEndKillsALongRunningCommand) {
   EXPECT_EQ(::kill(pid, 0), -1);  // gone and reaped
 }
 
+// --- file output
+
+TEST_F(ComponentsTest, FileOutputRotatesBySizeAndKeepsTheNewestFiles) {
+  std::string tmpl = (std::filesystem::temp_directory_path() / "cairn-rotate-XXXXXX").string();
+  ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+  const std::filesystem::path dir = tmpl;
+  env_.data_dir = dir.string();
+  v1::Output c;
+  c.mutable_file()->set_path("out/r.log");
+  c.mutable_file()->set_max_bytes(4096);
+  c.mutable_file()->set_keep(2);
+  auto out = BuiltinRegistry().MakeOutput(c, env_);
+  ASSERT_TRUE(out.ok()) << out.error().message;
+  ASSERT_TRUE((*out)->Open().ok());
+  const std::string line(1023, 'x');  // 1 KiB with the newline: 4 per file
+  for (int i = 0; i < 4 * 4; ++i) {
+    Record r = Line(std::to_string(i % 10) + line.substr(1));
+    ASSERT_EQ((*out)->Write(r).kind, WriteResult::Kind::kWritten);
+  }
+  auto size = [&](const char* name) { return std::filesystem::file_size(dir / "out" / name); };
+  EXPECT_EQ(size("r.log"), 4096u);
+  EXPECT_EQ(size("r.log.1"), 4096u);
+  EXPECT_EQ(size("r.log.2"), 4096u);
+  EXPECT_FALSE(std::filesystem::exists(dir / "out/r.log.3"));
+  // The newest records are in r.log: records 12..15.
+  EXPECT_EQ(testutil::ReadLines(dir / "out/r.log").front()[0], '2');
+  EXPECT_EQ(testutil::ReadLines(dir / "out/r.log.1").front()[0], '8');
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace cairn::edge::runtime
