@@ -3,6 +3,8 @@
 #include <signal.h>
 
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -553,6 +555,69 @@ TEST_F(ComponentsTest, FileOutputRotatesBySizeAndKeepsTheNewestFiles) {
   EXPECT_EQ(testutil::ReadLines(dir / "out/r.log").front()[0], '2');
   EXPECT_EQ(testutil::ReadLines(dir / "out/r.log.1").front()[0], '8');
   std::filesystem::remove_all(dir);
+}
+
+// --- file input checkpoints
+
+class FileInputTest : public ComponentsTest {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "cairn-tail-XXXXXX").string();
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+    env_.data_dir = dir_.string();
+    env_.checkpoints = std::make_shared<FileCheckpoints>((dir_ / "state").string());
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  void Append(const std::string& text) {
+    std::ofstream(dir_ / "in.log", std::ios::app | std::ios::binary) << text;
+  }
+
+  std::unique_ptr<Input> Make() {
+    v1::Input c;
+    c.mutable_file()->set_path("in.log");
+    auto in = BuiltinRegistry().MakeInput(c, env_);
+    EXPECT_TRUE(in.ok());
+    EXPECT_TRUE((*in)->Begin().ok());
+    return std::move(*in);
+  }
+
+  std::filesystem::path dir_;
+};
+
+TEST_F(FileInputTest, ResumesAfterARestartAtTheLastCompleteLine) {
+  Append("old\n");
+  std::vector<Record> out;
+  {
+    auto in = Make();  // starts at the end: "old" is not read
+    Append("c\nd\npart");
+    ASSERT_TRUE(in->Poll(&out).ok());
+    clock_.Advance(milliseconds(1000));
+    ASSERT_TRUE(in->Poll(&out).ok());  // "c" and "d" went through: saved
+    EXPECT_THAT(Texts(out), ElementsAre("c", "d"));
+    EXPECT_EQ(out[1].position.offset, 6u);
+  }
+  Append("ial\ne\n");  // written while the node was down
+  out.clear();
+  auto again = Make();
+  ASSERT_TRUE(again->Poll(&out).ok());
+  EXPECT_THAT(Texts(out), ElementsAre("partial", "e"));
+}
+
+TEST_F(FileInputTest, AFileReplacedWhileStoppedIsReadFromItsStart) {
+  Append("a\n");
+  {
+    auto in = Make();
+    std::vector<Record> out;
+    ASSERT_TRUE(in->Poll(&out).ok());
+  }
+  std::filesystem::rename(dir_ / "in.log", dir_ / "in.log.1");
+  Append("new 1\nnew 2\n");
+  auto again = Make();
+  std::vector<Record> out;
+  ASSERT_TRUE(again->Poll(&out).ok());
+  EXPECT_THAT(Texts(out), ElementsAre("new 1", "new 2"));
 }
 
 }  // namespace

@@ -1,13 +1,23 @@
 // `file` input: follows a file by name, like `tail -F`: reads complete lines,
 // notices truncation (size below the read offset) and replacement (another
 // inode at the path; the old file is read to its end first). Each poll reads
-// at most 1 MiB, so Stop() stays prompt. The offset lives in memory only.
+// at most 1 MiB, so Stop() stays prompt.
+//
+// The position survives a restart through the Env's checkpoints: at the
+// start of each poll (when the runner has written every record of the
+// previous one) and at most once a second, the file's identity and the
+// offset after the last complete line are saved. On Begin, a checkpoint of
+// the same file resumes there; of another file (rotated while stopped) the
+// new file is read from its start. Records are read at least once: after a
+// crash, up to a second's records (and those a batch held) come again.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
+#include <optional>
 #include <cstring>
 
 #include "cairn/edge/runtime/registry.h"
@@ -20,13 +30,18 @@ constexpr size_t kReadChunkBytes = 64 * 1024;
 constexpr size_t kMaxBytesPerPoll = 1024 * 1024;
 // A longer line is delivered in pieces of at most this size.
 constexpr size_t kMaxRecordBytes = 64 * 1024;
+constexpr int64_t kCheckpointEveryMs = 1000;
 
 std::string ErrnoText(int err) { return std::strerror(err); }
 
 class FileInput final : public Input {
  public:
   FileInput(std::string path, bool from_beginning, const Env& env)
-      : path_(std::move(path)), from_beginning_(from_beginning), clock_(env.clock) {}
+      : path_(std::move(path)),
+        from_beginning_(from_beginning),
+        clock_(env.clock),
+        checkpoints_(env.checkpoints),
+        key_("file:" + path_) {}
   ~FileInput() override { Close(); }
 
   Status Begin() override {
@@ -34,15 +49,30 @@ class FileInput final : public Input {
     begun_ = true;
     // A file that exists now is read from its end (unless from_beginning);
     // anything that appears later is new and is read from its start.
-    if (OpenCurrent().ok() && !from_beginning_) {
+    const bool open = OpenCurrent().ok();
+    if (auto saved = LoadCheckpoint()) {
       struct stat st {};
-      if (::fstat(fd_, &st) == 0) offset_ = st.st_size;
+      if (open && saved->dev == dev_ && saved->ino == ino_ && ::fstat(fd_, &st) == 0 &&
+          st.st_size >= saved->offset) {
+        offset_ = saved->offset;
+        partial_start_ = static_cast<uint64_t>(offset_);
+      }
+      // Another file than the one we were reading: all of it is new.
+      return OkStatus();
+    }
+    if (open && !from_beginning_) {
+      struct stat st {};
+      if (::fstat(fd_, &st) == 0) {
+        offset_ = st.st_size;
+        partial_start_ = static_cast<uint64_t>(offset_);
+      }
     }
     return OkStatus();
   }
 
   Result<milliseconds> Poll(std::vector<Record>* out) override {
     (void)Begin();
+    MaybeSaveCheckpoint();
     size_t budget = kMaxBytesPerPoll;
     struct stat st {};
     if (::stat(path_.c_str(), &st) != 0) {
@@ -72,6 +102,39 @@ class FileInput final : public Input {
   void End() override { Close(); }
 
  private:
+  struct Position {
+    dev_t dev = 0;
+    ino_t ino = 0;
+    off_t offset = 0;
+  };
+
+  std::optional<Position> LoadCheckpoint() {
+    if (!checkpoints_) return std::nullopt;
+    auto text = checkpoints_->Load(key_);
+    if (!text) return std::nullopt;
+    unsigned long long dev = 0, ino = 0;
+    long long offset = 0;
+    if (std::sscanf(text->c_str(), "%llu %llu %lld", &dev, &ino, &offset) != 3 || offset < 0) {
+      return std::nullopt;
+    }
+    return Position{static_cast<dev_t>(dev), static_cast<ino_t>(ino), static_cast<off_t>(offset)};
+  }
+
+  // Saves where the last complete line handed out ends (all of them have
+  // been through the pipeline when Poll is called again).
+  void MaybeSaveCheckpoint() {
+    if (!checkpoints_ || fd_ < 0) return;
+    const std::string value = std::to_string(static_cast<unsigned long long>(dev_)) + " " +
+                              std::to_string(static_cast<unsigned long long>(ino_)) + " " +
+                              std::to_string(partial_start_);
+    if (value == saved_) return;
+    const int64_t now = clock_->NowMs();
+    if (!saved_.empty() && now - saved_ms_ < kCheckpointEveryMs) return;
+    checkpoints_->Save(key_, value);
+    saved_ = value;
+    saved_ms_ = now;
+  }
+
   Status OpenCurrent() {
     const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -156,6 +219,10 @@ class FileInput final : public Input {
   const std::string path_;
   const bool from_beginning_;
   const Clock* clock_;
+  const std::shared_ptr<Checkpoints> checkpoints_;
+  const std::string key_;
+  std::string saved_;
+  int64_t saved_ms_ = 0;
   bool begun_ = false;
   int fd_ = -1;
   dev_t dev_ = 0;

@@ -2,6 +2,8 @@
 #include "cairn/edge/runtime/registry.h"
 
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 
 namespace cairn::edge::runtime {
 
@@ -126,6 +128,40 @@ void MemoryCheckpoints::Save(const std::string& key, const std::string& value) {
     }
   }
   values_.emplace_back(key, value);
+}
+
+std::string FileCheckpoints::PathOf(const std::string& key) const {
+  // Keys are arbitrary text (a path): hex-encode them into a file name.
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string name;
+  for (unsigned char c : key) {
+    name += kHex[c >> 4];
+    name += kHex[c & 15];
+  }
+  if (name.size() > 200) name = name.substr(0, 100) + "-" + std::to_string(std::hash<std::string>{}(key));
+  return dir_ + "/" + name;
+}
+
+std::optional<std::string> FileCheckpoints::Load(const std::string& key) {
+  std::lock_guard lock(mu_);
+  std::ifstream in(PathOf(key), std::ios::binary);
+  if (!in) return std::nullopt;
+  std::string value((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return value;
+}
+
+void FileCheckpoints::Save(const std::string& key, const std::string& value) {
+  std::lock_guard lock(mu_);
+  std::error_code ec;
+  std::filesystem::create_directories(dir_, ec);
+  const std::string path = PathOf(key);
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << value;
+    if (!out) return;
+  }
+  std::filesystem::rename(tmp, path, ec);
 }
 
 Result<std::string> ResolvePath(const std::string& field, const std::string& path,

@@ -50,6 +50,22 @@ class MemoryCheckpoints final : public Checkpoints {
   std::vector<std::pair<std::string, std::string>> values_;
 };
 
+// Keeps each checkpoint in a file of `dir` (created on first save), written
+// to a temporary file and renamed, so a crash leaves the old or the new
+// value. No fsync: after a power loss a position may go back (records are
+// then read again, never lost).
+class FileCheckpoints final : public Checkpoints {
+ public:
+  explicit FileCheckpoints(std::string dir) : dir_(std::move(dir)) {}
+  std::optional<std::string> Load(const std::string& key) override;
+  void Save(const std::string& key, const std::string& value) override;
+
+ private:
+  std::string PathOf(const std::string& key) const;
+  const std::string dir_;
+  std::mutex mu_;
+};
+
 struct Env {
   const Clock* clock = &SystemClock::Instance();
   std::string workspace;
