@@ -36,6 +36,8 @@ constexpr milliseconds kRetryInterval{100};
 // Longest sleep while a processor has a timer pending: keeps an injected
 // clock that jumps (tests) from stalling a timer for long.
 constexpr milliseconds kMaxTimerWait{100};
+// Records run through the pipeline together (Stop() is checked between).
+constexpr size_t kChunk = 256;
 
 class PipelineRunnerImpl final : public PipelineRunner {
  public:
@@ -126,14 +128,18 @@ class PipelineRunnerImpl final : public PipelineRunner {
         }
         for (Record& rec : polled) pending_.push_back(std::move(rec));
       }
-      // Records are taken off `pending_` one at a time so that a Stop() in
+      // Records are taken off `pending_` in small chunks so that a Stop() in
       // the middle of a poll's records leaves the rest for the next Start().
       while (!pending_.empty() && !StopRequested()) {
-        std::vector<Record> one;
-        one.push_back(std::move(pending_.front()));
-        pending_.pop_front();
-        ++records_in_;
-        if (!Push(0, std::move(one))) return;
+        std::vector<Record> chunk;
+        const size_t n = std::min(pending_.size(), kChunk);
+        chunk.reserve(n);
+        for (size_t i = 0; i < n; ++i) {
+          chunk.push_back(std::move(pending_.front()));
+          pending_.pop_front();
+        }
+        records_in_ += n;
+        if (!Push(0, std::move(chunk))) return;
       }
       if (!pending_.empty()) break;
       const int64_t now = env_.NowMs();
