@@ -510,6 +510,22 @@ TEST_F(ComponentsTest, ExecReadsTheCommandsLinesAndRestartsItWithBackOff) {
   ::unsetenv("CAIRN_SECRET");
 }
 
+TEST_F(ComponentsTest, ExecOfAMissingProgramSaysSoAndRetriesLater) {
+  env_.allow_exec = true;
+  v1::Input c;
+  c.mutable_exec()->add_command("cairn-no-such-program");
+  auto in = BuiltinRegistry().MakeInput(c, env_);
+  ASSERT_TRUE(in.ok());
+  std::vector<Record> out;
+  auto r = (*in)->Poll(&out);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message,
+            "exec: cannot run cairn-no-such-program: No such file or directory");
+  auto wait = (*in)->Poll(&out);
+  ASSERT_TRUE(wait.ok());
+  EXPECT_EQ(*wait, milliseconds(1000));
+}
+
 TEST_F(ComponentsTest, ExecEndKillsALongRunningCommand) {
   env_.allow_exec = true;
   v1::Input c;
