@@ -5,7 +5,9 @@
 #include <initializer_list>
 #include <limits>
 #include <regex>
+#include <map>
 #include <set>
+#include <vector>
 
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
@@ -27,6 +29,9 @@ constexpr size_t kMaxRegexLength = 1024;
 constexpr uint32_t kMinIntervalMs = 10;
 constexpr uint32_t kDefaultIntervalMs = 1000;
 constexpr uint32_t kDefaultQos = 1;
+constexpr uint32_t kMaxGenerateRate = 1'000'000;
+// The broker takes at most 1 MiB per message; leave room for the envelope.
+constexpr uint32_t kMaxBatchBytes = 1000 * 1000;
 
 std::string Child(const std::string& path, std::string_view key) {
   return path.empty() ? std::string(key) : path + "." + std::string(key);
@@ -36,10 +41,10 @@ Error At(const std::string& path, const std::string& message) {
   return Error::InvalidArgument(path.empty() ? message : path + ": " + message);
 }
 
-std::string OneOf(std::initializer_list<std::string_view> names) {
+std::string OneOf(const std::vector<std::string>& names) {
   std::string out;
   size_t i = 0;
-  for (std::string_view name : names) {
+  for (const std::string& name : names) {
     if (i > 0) out += (i + 1 == names.size()) ? " or " : ", ";
     out += name;
     ++i;
@@ -60,7 +65,7 @@ Status CheckTag(const YAML::Node& node, const std::string& path) {
 
 // `node` must be a map (or null, i.e. empty) whose keys are all in `allowed`.
 Status CheckMap(const YAML::Node& node, const std::string& path,
-                std::initializer_list<std::string_view> allowed) {
+                const std::vector<std::string>& allowed) {
   if (node.IsNull()) return CheckTag(node, path);
   if (!node.IsMap()) {
     if (allowed.size() == 0) return At(path, "expected an empty map ({})");
@@ -71,7 +76,7 @@ Status CheckMap(const YAML::Node& node, const std::string& path,
     if (!entry.first.IsScalar()) return At(path, "keys must be plain strings");
     const std::string& key = entry.first.Scalar();
     bool known = false;
-    for (std::string_view a : allowed) known = known || a == key;
+    for (const std::string& a : allowed) known = known || a == key;
     if (!known) {
       std::string hint = allowed.size() == 0 ? " (no keys allowed here)"
                                              : " (expected " + OneOf(allowed) + ")";
@@ -84,7 +89,7 @@ Status CheckMap(const YAML::Node& node, const std::string& path,
 
 // The single key of a map that must name exactly one kind.
 Result<std::string> OneKind(const YAML::Node& node, const std::string& path, std::string_view what,
-                            std::initializer_list<std::string_view> kinds) {
+                            const std::vector<std::string>& kinds) {
   if (auto s = CheckMap(node, path, kinds); !s.ok()) return s.error();
   if (!node.IsMap() || node.size() != 1) {
     return At(path, "expected exactly one " + std::string(what) + " kind: " + OneOf(kinds));
@@ -121,76 +126,193 @@ Result<uint64_t> GetUint(const YAML::Node& node, const std::string& path, uint64
   return value;
 }
 
-Status ParseGenerate(const YAML::Node& node, const std::string& path, v1::GenerateInput* out) {
-  if (auto s = CheckMap(node, path, {"interval", "message", "count"}); !s.ok()) return s;
-  out->set_interval_ms(kDefaultIntervalMs);
-  if (node.IsNull()) return OkStatus();
-  if (node["interval"]) {
-    std::string p = Child(path, "interval");
-    auto text = GetString(node["interval"], p);
-    if (!text.ok()) return text.error();
-    auto d = ParseDuration(*text);
-    if (!d.ok()) return At(p, d.error().message);
-    if (d->count() > std::numeric_limits<uint32_t>::max()) return At(p, "too long");
-    out->set_interval_ms(static_cast<uint32_t>(d->count()));
+// ---------------------------------------------------------------------------
+// Components are read and written generically from their schema
+// (schemas/cairn/v1/pipeline.proto): each kind is a field of the oneof in
+// Input, Processor or Output, and each of its fields is a YAML key. A field
+// whose name ends in `_ms` is a duration written without the suffix
+// (`interval: 1s` fills interval_ms). Adding a kind therefore needs no code
+// here except, if it has one, its rule in kRules below.
+
+using google::protobuf::Descriptor;
+using google::protobuf::FieldDescriptor;
+using google::protobuf::Message;
+using google::protobuf::Reflection;
+
+bool IsDurationField(const FieldDescriptor* f) {
+  const std::string& n = f->name();
+  return f->cpp_type() == FieldDescriptor::CPPTYPE_UINT32 && !f->is_repeated() && n.size() > 3 &&
+         n.compare(n.size() - 3, 3, "_ms") == 0;
+}
+
+std::string YamlKey(const FieldDescriptor* f) {
+  return IsDurationField(f) ? f->name().substr(0, f->name().size() - 3) : f->name();
+}
+
+// Values a field takes when its key is absent from the file.
+struct FieldDefault {
+  const char* message;
+  const char* field;
+  uint64_t value;
+  const char* unless_key;  // no default when this key is given
+};
+constexpr FieldDefault kDefaults[] = {
+    {"cairn.v1.GenerateInput", "interval_ms", kDefaultIntervalMs, "rate"},
+    {"cairn.v1.MqttOutput", "qos", kDefaultQos, nullptr},
+};
+
+const FieldDefault* DefaultFor(const FieldDescriptor* f) {
+  for (const FieldDefault& d : kDefaults) {
+    if (f->containing_type()->full_name() == d.message && f->name() == d.field) return &d;
   }
-  if (node["message"]) {
-    auto message = GetString(node["message"], Child(path, "message"));
-    if (!message.ok()) return message.error();
-    out->set_message(*message);
+  return nullptr;
+}
+
+std::vector<std::string> Keys(const Descriptor* d) {
+  std::vector<std::string> keys;
+  for (int i = 0; i < d->field_count(); ++i) keys.push_back(YamlKey(d->field(i)));
+  return keys;
+}
+
+std::vector<std::string> KindNames(const Descriptor* d) {
+  std::vector<std::string> names;
+  const auto* oneof = d->FindOneofByName("kind");
+  for (int i = 0; oneof != nullptr && i < oneof->field_count(); ++i) {
+    names.push_back(oneof->field(i)->name());
   }
-  if (node["count"]) {
-    auto count = GetUint(node["count"], Child(path, "count"), std::numeric_limits<uint64_t>::max());
-    if (!count.ok()) return count.error();
-    out->set_count(*count);
+  return names;
+}
+
+Status SetScalar(const YAML::Node& node, const std::string& path, const FieldDescriptor* f,
+                 Message* msg) {
+  const Reflection* r = msg->GetReflection();
+  if (f->is_repeated() && f->cpp_type() != FieldDescriptor::CPPTYPE_STRING) {
+    return At(path, "unsupported field type in the schema");
+  }
+  switch (f->cpp_type()) {
+    case FieldDescriptor::CPPTYPE_STRING: {
+      auto v = GetString(node, path);
+      if (!v.ok()) return v.error();
+      if (f->is_repeated()) r->AddString(msg, f, *v); else r->SetString(msg, f, *v);
+      return OkStatus();
+    }
+    case FieldDescriptor::CPPTYPE_BOOL: {
+      auto v = GetBool(node, path);
+      if (!v.ok()) return v.error();
+      r->SetBool(msg, f, *v);
+      return OkStatus();
+    }
+    case FieldDescriptor::CPPTYPE_UINT32: {
+      if (IsDurationField(f)) {
+        auto text = GetString(node, path);
+        if (!text.ok()) return text.error();
+        auto d = ParseDuration(*text);
+        if (!d.ok()) return At(path, d.error().message);
+        if (d->count() > std::numeric_limits<uint32_t>::max()) return At(path, "too long");
+        r->SetUInt32(msg, f, static_cast<uint32_t>(d->count()));
+        return OkStatus();
+      }
+      auto v = GetUint(node, path, std::numeric_limits<uint32_t>::max());
+      if (!v.ok()) return v.error();
+      r->SetUInt32(msg, f, static_cast<uint32_t>(*v));
+      return OkStatus();
+    }
+    case FieldDescriptor::CPPTYPE_UINT64: {
+      auto v = GetUint(node, path, std::numeric_limits<uint64_t>::max());
+      if (!v.ok()) return v.error();
+      r->SetUInt64(msg, f, *v);
+      return OkStatus();
+    }
+    case FieldDescriptor::CPPTYPE_DOUBLE: {
+      auto text = GetString(node, path);
+      if (!text.ok()) return text.error();
+      double v = 0;
+      auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), v);
+      if (text->empty() || ec != std::errc() || end != text->data() + text->size()) {
+        return At(path, "expected a number, got " + Quoted(*text));
+      }
+      r->SetDouble(msg, f, v);
+      return OkStatus();
+    }
+    default:
+      return At(path, "unsupported field type in the schema");
+  }
+}
+
+Status ParseFields(const YAML::Node& node, const std::string& path, Message* msg) {
+  const Descriptor* d = msg->GetDescriptor();
+  const std::vector<std::string> keys = Keys(d);
+  if (auto s = CheckMap(node, path, keys); !s.ok()) return s;
+  const Reflection* r = msg->GetReflection();
+  for (int i = 0; i < d->field_count(); ++i) {
+    const FieldDescriptor* f = d->field(i);
+    const std::string key = YamlKey(f);
+    const bool given = node.IsMap() && node[key];
+    if (!given) {
+      const FieldDefault* def = DefaultFor(f);
+      if (def != nullptr && !(def->unless_key && node.IsMap() && node[def->unless_key])) {
+        if (f->cpp_type() == FieldDescriptor::CPPTYPE_UINT32) {
+          r->SetUInt32(msg, f, static_cast<uint32_t>(def->value));
+        }
+      }
+      continue;
+    }
+    const YAML::Node value = node[key];
+    const std::string p = Child(path, key);
+    if (f->is_map()) {
+      if (auto s = CheckTag(value, p); !s.ok()) return s;
+      if (value.IsNull()) continue;
+      if (!value.IsMap()) return At(p, "expected a map of strings");
+      const FieldDescriptor* kf = f->message_type()->FindFieldByName("key");
+      const FieldDescriptor* vf = f->message_type()->FindFieldByName("value");
+      std::set<std::string> seen;
+      for (const auto& entry : value) {
+        if (!entry.first.IsScalar()) return At(p, "keys must be plain strings");
+        const std::string& k = entry.first.Scalar();
+        if (!seen.insert(k).second) return At(Child(p, k), "duplicate key");
+        auto v = GetString(entry.second, Child(p, k));
+        if (!v.ok()) return v.error();
+        Message* e = r->AddMessage(msg, f);
+        e->GetReflection()->SetString(e, kf, k);
+        e->GetReflection()->SetString(e, vf, *v);
+      }
+    } else if (f->is_repeated()) {
+      if (auto s = CheckTag(value, p); !s.ok()) return s;
+      if (value.IsNull()) continue;
+      if (!value.IsSequence()) return At(p, "expected a list");
+      for (size_t j = 0; j < value.size(); ++j) {
+        if (auto s = SetScalar(value[j], p + "[" + std::to_string(j) + "]", f, msg); !s.ok()) {
+          return s;
+        }
+      }
+    } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+      if (auto s = ParseFields(value, p, r->MutableMessage(msg, f)); !s.ok()) return s;
+    } else if (auto s = SetScalar(value, p, f, msg); !s.ok()) {
+      return s;
+    }
   }
   return OkStatus();
 }
 
-Status ParseFileInput(const YAML::Node& node, const std::string& path, v1::FileInput* out) {
-  if (auto s = CheckMap(node, path, {"path", "from_beginning"}); !s.ok()) return s;
-  if (node.IsNull()) return OkStatus();
-  if (node["path"]) {
-    auto p = GetString(node["path"], Child(path, "path"));
-    if (!p.ok()) return p.error();
-    out->set_path(*p);
+// Input, Processor or Output: one key naming the kind, or the bare kind name
+// (`output: stdout`, `- parse_json`).
+Status ParseComponent(const YAML::Node& node, const std::string& path, std::string_view what,
+                      Message* msg) {
+  const Descriptor* d = msg->GetDescriptor();
+  const std::vector<std::string> kinds = KindNames(d);
+  std::string kind;
+  YAML::Node value;
+  if (node.IsScalar() && CheckTag(node, path).ok() &&
+      std::find(kinds.begin(), kinds.end(), node.Scalar()) != kinds.end()) {
+    kind = node.Scalar();
+  } else {
+    auto k = OneKind(node, path, what, kinds);
+    if (!k.ok()) return k.error();
+    kind = *k;
+    value = node[kind];
   }
-  if (node["from_beginning"]) {
-    auto b = GetBool(node["from_beginning"], Child(path, "from_beginning"));
-    if (!b.ok()) return b.error();
-    out->set_from_beginning(*b);
-  }
-  return OkStatus();
-}
-
-Status ParseInput(const YAML::Node& node, const std::string& path, v1::Input* out) {
-  auto kind = OneKind(node, path, "input", {"generate", "file"});
-  if (!kind.ok()) return kind.error();
-  const YAML::Node value = node[*kind];
-  std::string p = Child(path, *kind);
-  if (*kind == "generate") return ParseGenerate(value, p, out->mutable_generate());
-  return ParseFileInput(value, p, out->mutable_file());
-}
-
-Status ParseFilter(const YAML::Node& node, const std::string& path, v1::FilterProcessor* out) {
-  if (auto s = CheckMap(node, path, {"contains", "regex", "invert"}); !s.ok()) return s;
-  if (node.IsNull()) return OkStatus();
-  if (node["contains"]) {
-    auto v = GetString(node["contains"], Child(path, "contains"));
-    if (!v.ok()) return v.error();
-    out->set_contains(*v);
-  }
-  if (node["regex"]) {
-    auto v = GetString(node["regex"], Child(path, "regex"));
-    if (!v.ok()) return v.error();
-    out->set_regex(*v);
-  }
-  if (node["invert"]) {
-    auto v = GetBool(node["invert"], Child(path, "invert"));
-    if (!v.ok()) return v.error();
-    out->set_invert(*v);
-  }
-  return OkStatus();
+  const FieldDescriptor* f = d->FindFieldByName(kind);
+  return ParseFields(value, Child(path, kind), msg->GetReflection()->MutableMessage(msg, f));
 }
 
 Status ParseProcessors(const YAML::Node& node, const std::string& path,
@@ -200,53 +322,7 @@ Status ParseProcessors(const YAML::Node& node, const std::string& path,
   if (!node.IsSequence()) return At(path, "expected a list of processors");
   for (size_t i = 0; i < node.size(); ++i) {
     std::string p = path + "[" + std::to_string(i) + "]";
-    auto kind = OneKind(node[i], p, "processor", {"filter"});
-    if (!kind.ok()) return kind.error();
-    if (auto s = ParseFilter(node[i][*kind], Child(p, *kind), out->Add()->mutable_filter()); !s.ok()) {
-      return s;
-    }
-  }
-  return OkStatus();
-}
-
-Status ParseOutput(const YAML::Node& node, const std::string& path, v1::Output* out) {
-  // The bare word: `output: stdout`.
-  if (node.IsScalar() && node.Scalar() == "stdout" && CheckTag(node, path).ok()) {
-    out->mutable_stdout();
-    return OkStatus();
-  }
-  auto kind = OneKind(node, path, "output", {"file", "mqtt", "stdout"});
-  if (!kind.ok()) return kind.error();
-  const YAML::Node value = node[*kind];
-  std::string p = Child(path, *kind);
-  if (*kind == "stdout") {
-    if (auto s = CheckMap(value, p, {}); !s.ok()) return s;
-    out->mutable_stdout();
-    return OkStatus();
-  }
-  if (*kind == "file") {
-    if (auto s = CheckMap(value, p, {"path"}); !s.ok()) return s;
-    auto* file = out->mutable_file();
-    if (!value.IsNull() && value["path"]) {
-      auto v = GetString(value["path"], Child(p, "path"));
-      if (!v.ok()) return v.error();
-      file->set_path(*v);
-    }
-    return OkStatus();
-  }
-  if (auto s = CheckMap(value, p, {"stream", "qos"}); !s.ok()) return s;
-  auto* mqtt = out->mutable_mqtt();
-  mqtt->set_qos(kDefaultQos);
-  if (value.IsNull()) return OkStatus();
-  if (value["stream"]) {
-    auto v = GetString(value["stream"], Child(p, "stream"));
-    if (!v.ok()) return v.error();
-    mqtt->set_stream(*v);
-  }
-  if (value["qos"]) {
-    auto v = GetUint(value["qos"], Child(p, "qos"), 2);
-    if (!v.ok()) return v.error();
-    mqtt->set_qos(static_cast<uint32_t>(*v));
+    if (auto s = ParseComponent(node[i], p, "processor", out->Add()); !s.ok()) return s;
   }
   return OkStatus();
 }
@@ -255,7 +331,8 @@ Status ParseSpec(const YAML::Node& node, const std::string& path, v1::PipelineSp
   if (auto s = CheckMap(node, path, {"input", "processors", "output"}); !s.ok()) return s;
   if (node.IsNull() || !node["input"]) return At(Child(path, "input"), "missing");
   if (!node["output"]) return At(Child(path, "output"), "missing");
-  if (auto s = ParseInput(node["input"], Child(path, "input"), out->mutable_input()); !s.ok()) {
+  if (auto s = ParseComponent(node["input"], Child(path, "input"), "input", out->mutable_input());
+      !s.ok()) {
     return s;
   }
   if (node["processors"]) {
@@ -263,7 +340,7 @@ Status ParseSpec(const YAML::Node& node, const std::string& path, v1::PipelineSp
                              out->mutable_processors());
     if (!s.ok()) return s;
   }
-  return ParseOutput(node["output"], Child(path, "output"), out->mutable_output());
+  return ParseComponent(node["output"], Child(path, "output"), "output", out->mutable_output());
 }
 
 Result<std::string> ParseSelector(const YAML::Node& node, const std::string& path) {
@@ -392,58 +469,241 @@ Result<v1::Pipeline> ParsePipelineYaml(const std::string& yaml_text,
   return pipeline;
 }
 
-Status ValidatePipelineSpec(const v1::PipelineSpec& spec) {
-  const v1::Input& input = spec.input();
-  switch (input.kind_case()) {
-    case v1::Input::kGenerate:
-      if (input.generate().interval_ms() < kMinIntervalMs) {
-        return At("input.generate.interval", "must be at least " + std::to_string(kMinIntervalMs) + "ms");
-      }
-      break;
-    case v1::Input::kFile:
-      if (auto s = CheckFilePath(input.file().path(), "input.file.path"); !s.ok()) return s;
-      break;
-    case v1::Input::KIND_NOT_SET:
-      return At("input", "missing (expected generate or file)");
-  }
+namespace {
 
-  for (int i = 0; i < spec.processors_size(); ++i) {
-    const v1::Processor& p = spec.processors(i);
-    std::string path = "processors[" + std::to_string(i) + "]";
-    if (p.kind_case() == v1::Processor::KIND_NOT_SET) return At(path, "missing kind (expected filter)");
-    const v1::FilterProcessor& f = p.filter();
-    if (f.contains().empty() && f.regex().empty()) {
-      return At(path + ".filter", "needs contains or regex");
+// Relative path as the node resolves it, for comparing two spec paths.
+std::string NormalPath(const std::string& path) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t slash = path.find('/', start);
+    std::string part = path.substr(start, (slash == std::string::npos ? path.size() : slash) - start);
+    if (part == "..") {
+      if (!parts.empty()) parts.pop_back();
+    } else if (!part.empty() && part != ".") {
+      parts.push_back(part);
     }
-    if (!f.regex().empty()) {
-      if (f.regex().size() > kMaxRegexLength) {
-        return At(path + ".filter.regex", "longer than " + std::to_string(kMaxRegexLength) + " characters");
-      }
-      try {
-        std::regex re(f.regex(), std::regex::ECMAScript);
-      } catch (const std::regex_error& e) {
-        return At(path + ".filter.regex", "invalid regex " + Quoted(f.regex()) + ": " + e.what());
-      }
-    }
+    if (slash == std::string::npos) break;
+    start = slash + 1;
   }
+  std::string out = (!path.empty() && path.front() == '/') ? "/" : "";
+  for (size_t i = 0; i < parts.size(); ++i) out += (i ? "/" : "") + parts[i];
+  return out;
+}
 
-  const v1::Output& output = spec.output();
-  switch (output.kind_case()) {
-    case v1::Output::kFile:
-      if (auto s = CheckFilePath(output.file().path(), "output.file.path"); !s.ok()) return s;
-      break;
-    case v1::Output::kMqtt:
-      if (auto s = topics::ValidateName("stream", output.mqtt().stream()); !s.ok()) {
-        return At("output.mqtt.stream", s.error().message);
-      }
-      if (output.mqtt().qos() > 2) return At("output.mqtt.qos", "must be 0, 1 or 2");
-      break;
-    case v1::Output::kStdout:
-      break;
-    case v1::Output::KIND_NOT_SET:
-      return At("output", "missing (expected file, mqtt or stdout)");
+Status CheckRegex(const std::string& regex, const std::string& where) {
+  if (regex.size() > kMaxRegexLength) {
+    return At(where, "longer than " + std::to_string(kMaxRegexLength) + " characters");
+  }
+  try {
+    std::regex re(regex, std::regex::ECMAScript);
+  } catch (const std::regex_error& e) {
+    return At(where, "invalid regex " + Quoted(regex) + ": " + e.what());
   }
   return OkStatus();
+}
+
+Status CheckFieldName(const std::string& name, const std::string& where) {
+  if (name.empty()) return At(where, "must not be empty");
+  if (name.size() > 256) return At(where, "longer than 256 characters");
+  if (FirstInvalidUtf8(name) != std::string::npos) return At(where, "is not UTF-8 text");
+  return OkStatus();
+}
+
+// One rule per component kind that needs more than its schema's types. The
+// path is that of the kind (e.g. "processors[0].filter").
+using Rule = Status (*)(const google::protobuf::Message& m, const std::string& path,
+                        const v1::PipelineSpec& spec);
+
+Status GenerateRule(const google::protobuf::Message& m, const std::string& path,
+                    const v1::PipelineSpec&) {
+  const auto& g = static_cast<const v1::GenerateInput&>(m);
+  if (g.rate() != 0) {
+    if (g.rate() > kMaxGenerateRate) {
+      return At(path + ".rate", "must be at most " + std::to_string(kMaxGenerateRate) +
+                                    " records per second");
+    }
+    return OkStatus();
+  }
+  if (g.interval_ms() != 0 && g.interval_ms() < kMinIntervalMs) {
+    return At(path + ".interval", "must be at least " + std::to_string(kMinIntervalMs) + "ms");
+  }
+  return OkStatus();
+}
+
+Status FileInputRule(const google::protobuf::Message& m, const std::string& path,
+                     const v1::PipelineSpec&) {
+  return CheckFilePath(static_cast<const v1::FileInput&>(m).path(), path + ".path");
+}
+
+Status ExecRule(const google::protobuf::Message& m, const std::string& path,
+                const v1::PipelineSpec&) {
+  const auto& e = static_cast<const v1::ExecInput&>(m);
+  if (e.command().empty() || e.command(0).empty()) {
+    return At(path + ".command", "needs the program to run (a list: [program, args...])");
+  }
+  for (int i = 0; i < e.command_size(); ++i) {
+    if (e.command(i).find('\0') != std::string::npos) {
+      return At(path + ".command[" + std::to_string(i) + "]", "must not contain a NUL character");
+    }
+  }
+  if (e.restart_ms() > 3'600'000) return At(path + ".restart", "must be at most 1h");
+  return OkStatus();
+}
+
+Status FilterRule(const google::protobuf::Message& m, const std::string& path,
+                  const v1::PipelineSpec&) {
+  const auto& f = static_cast<const v1::FilterProcessor&>(m);
+  if (f.contains().empty() && f.regex().empty() && f.field().empty()) {
+    return At(path, "needs one of contains, regex, field");
+  }
+  if (f.field().empty()) {
+    if (!f.equals().empty()) return At(path + ".equals", "needs field");
+    if (f.has_above()) return At(path + ".above", "needs field");
+    if (f.has_below()) return At(path + ".below", "needs field");
+  } else if (auto s = CheckFieldName(f.field(), path + ".field"); !s.ok()) {
+    return s;
+  }
+  if (!f.regex().empty()) return CheckRegex(f.regex(), path + ".regex");
+  return OkStatus();
+}
+
+Status SetRule(const google::protobuf::Message& m, const std::string& path,
+               const v1::PipelineSpec&) {
+  const auto& s = static_cast<const v1::SetProcessor&>(m);
+  if (s.fields().empty() && s.node_field().empty() && s.labels_field().empty()) {
+    return At(path, "needs one of fields, node_field, labels_field");
+  }
+  for (const auto& [k, v] : s.fields()) {
+    if (auto st = CheckFieldName(k, path + ".fields"); !st.ok()) return st;
+  }
+  return OkStatus();
+}
+
+Status DropRule(const google::protobuf::Message& m, const std::string& path,
+                const v1::PipelineSpec&) {
+  const auto& d = static_cast<const v1::DropProcessor&>(m);
+  if (d.fields().empty()) return At(path + ".fields", "needs at least one field");
+  for (int i = 0; i < d.fields_size(); ++i) {
+    if (auto st = CheckFieldName(d.fields(i), path + ".fields[" + std::to_string(i) + "]");
+        !st.ok()) {
+      return st;
+    }
+  }
+  return OkStatus();
+}
+
+Status SampleRule(const google::protobuf::Message& m, const std::string& path,
+                  const v1::PipelineSpec&) {
+  if (static_cast<const v1::SampleProcessor&>(m).one_in() == 0) {
+    return At(path + ".one_in", "must be at least 1");
+  }
+  return OkStatus();
+}
+
+Status BatchRule(const google::protobuf::Message& m, const std::string& path,
+                 const v1::PipelineSpec&) {
+  const auto& b = static_cast<const v1::BatchProcessor&>(m);
+  if (!b.format().empty() && b.format() != "json" && b.format() != "lines") {
+    return At(path + ".format", Quoted(b.format()) + " is not json or lines");
+  }
+  if (b.max_records() > 100000) return At(path + ".max_records", "must be at most 100000");
+  if (b.max_bytes() > kMaxBatchBytes) {
+    return At(path + ".max_bytes", "must be at most " + std::to_string(kMaxBatchBytes));
+  }
+  return OkStatus();
+}
+
+Status AggregateRule(const google::protobuf::Message& m, const std::string& path,
+                     const v1::PipelineSpec&) {
+  const auto& a = static_cast<const v1::AggregateProcessor&>(m);
+  if (a.window_ms() != 0 && (a.window_ms() < 100 || a.window_ms() > 86'400'000)) {
+    return At(path + ".window", "must be between 100ms and 1d");
+  }
+  for (int i = 0; i < a.functions_size(); ++i) {
+    const std::string& f = a.functions(i);
+    if (f != "count" && f != "sum" && f != "avg" && f != "min" && f != "max") {
+      return At(path + ".functions[" + std::to_string(i) + "]",
+                Quoted(f) + " is not count, sum, avg, min or max");
+    }
+  }
+  for (int i = 0; i < a.group_by_size(); ++i) {
+    auto s = CheckFieldName(a.group_by(i), path + ".group_by[" + std::to_string(i) + "]");
+    if (!s.ok()) return s;
+  }
+  for (int i = 0; i < a.fields_size(); ++i) {
+    auto s = CheckFieldName(a.fields(i), path + ".fields[" + std::to_string(i) + "]");
+    if (!s.ok()) return s;
+  }
+  return OkStatus();
+}
+
+Status FileOutputRule(const google::protobuf::Message& m, const std::string& path,
+                      const v1::PipelineSpec& spec) {
+  const auto& o = static_cast<const v1::FileOutput&>(m);
+  const std::string& out = o.path();
+  if (auto s = CheckFilePath(out, path + ".path"); !s.ok()) return s;
+  if (o.max_bytes() != 0 && o.max_bytes() < 4096) {
+    return At(path + ".max_bytes", "must be 0 (no rotation) or at least 4096");
+  }
+  if (o.keep() > 100) return At(path + ".keep", "must be at most 100");
+  if (spec.input().has_file() && NormalPath(spec.input().file().path()) == NormalPath(out)) {
+    return At(path + ".path", Quoted(out) + " is also the input file");
+  }
+  return OkStatus();
+}
+
+Status MqttOutputRule(const google::protobuf::Message& m, const std::string& path,
+                      const v1::PipelineSpec&) {
+  const auto& o = static_cast<const v1::MqttOutput&>(m);
+  if (auto s = topics::ValidateName("stream", o.stream()); !s.ok()) {
+    return At(path + ".stream", s.error().message);
+  }
+  if (o.qos() > 2) return At(path + ".qos", "must be 0, 1 or 2");
+  return OkStatus();
+}
+
+struct KindRule {
+  const char* message;  // full name of the kind's message
+  Rule rule;
+};
+constexpr KindRule kRules[] = {
+    {"cairn.v1.GenerateInput", GenerateRule}, {"cairn.v1.FileInput", FileInputRule},
+    {"cairn.v1.ExecInput", ExecRule},
+    {"cairn.v1.FilterProcessor", FilterRule}, {"cairn.v1.SetProcessor", SetRule},
+    {"cairn.v1.DropProcessor", DropRule},     {"cairn.v1.SampleProcessor", SampleRule},
+    {"cairn.v1.BatchProcessor", BatchRule},   {"cairn.v1.AggregateProcessor", AggregateRule},
+    {"cairn.v1.FileOutput", FileOutputRule},
+    {"cairn.v1.MqttOutput", MqttOutputRule},
+};
+
+// `msg` is an Input, Processor or Output: exactly one kind must be set (an
+// unknown field from a newer schema leaves none set).
+Status CheckComponent(const google::protobuf::Message& msg, const std::string& path,
+                      const v1::PipelineSpec& spec) {
+  const auto* d = msg.GetDescriptor();
+  const auto* oneof = d->FindOneofByName("kind");
+  const auto* r = msg.GetReflection();
+  const auto* f = r->GetOneofFieldDescriptor(msg, oneof);
+  if (f == nullptr) return At(path, "missing (expected " + OneOf(KindNames(d)) + ")");
+  const std::string kind_path = path + "." + f->name();
+  for (const KindRule& k : kRules) {
+    if (f->message_type()->full_name() == k.message) {
+      return k.rule(r->GetMessage(msg, f), kind_path, spec);
+    }
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
+Status ValidatePipelineSpec(const v1::PipelineSpec& spec) {
+  if (auto s = CheckComponent(spec.input(), "input", spec); !s.ok()) return s;
+  for (int i = 0; i < spec.processors_size(); ++i) {
+    auto s = CheckComponent(spec.processors(i), "processors[" + std::to_string(i) + "]", spec);
+    if (!s.ok()) return s;
+  }
+  return CheckComponent(spec.output(), "output", spec);
 }
 
 std::string PipelineDigest(const v1::PipelineSpec& spec) {
@@ -469,69 +729,113 @@ std::string PipelineDigest(const v1::PipelineSpec& spec) {
   return hex;
 }
 
+namespace {
+
+void RenderScalar(YAML::Emitter& out, const google::protobuf::Message& m,
+                  const google::protobuf::FieldDescriptor* f, int index) {
+  using google::protobuf::FieldDescriptor;
+  const auto* r = m.GetReflection();
+  const bool rep = f->is_repeated();
+  switch (f->cpp_type()) {
+    case FieldDescriptor::CPPTYPE_STRING:
+      out << YAML::DoubleQuoted << (rep ? r->GetRepeatedString(m, f, index) : r->GetString(m, f));
+      break;
+    case FieldDescriptor::CPPTYPE_BOOL:
+      out << r->GetBool(m, f);
+      break;
+    case FieldDescriptor::CPPTYPE_UINT32:
+      if (IsDurationField(f)) {
+        out << FormatDuration(r->GetUInt32(m, f));
+      } else {
+        out << r->GetUInt32(m, f);
+      }
+      break;
+    case FieldDescriptor::CPPTYPE_UINT64:
+      out << r->GetUInt64(m, f);
+      break;
+    case FieldDescriptor::CPPTYPE_DOUBLE: {
+      // Shortest text that reads back to the same double.
+      char buf[32];
+      auto [end, ec] = std::to_chars(buf, buf + sizeof buf, r->GetDouble(m, f));
+      out << std::string(buf, ec == std::errc() ? end : buf);
+      break;
+    }
+    default:
+      out << YAML::Null;
+  }
+}
+
+void RenderFields(YAML::Emitter& out, const google::protobuf::Message& m) {
+  using google::protobuf::FieldDescriptor;
+  const auto* d = m.GetDescriptor();
+  const auto* r = m.GetReflection();
+  out << YAML::BeginMap;
+  for (int i = 0; i < d->field_count(); ++i) {
+    const FieldDescriptor* f = d->field(i);
+    if (f->is_repeated()) {
+      if (r->FieldSize(m, f) == 0) continue;
+    } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+      if (!r->HasField(m, f)) continue;
+    } else if (!r->HasField(m, f) && DefaultFor(f) == nullptr) {
+      continue;  // proto3: zero values are not written (unless 0 differs from the default)
+    }
+    out << YAML::Key << YamlKey(f) << YAML::Value;
+    if (f->is_map()) {
+      // Sorted, so that the text is deterministic.
+      std::map<std::string, std::string> entries;
+      for (int j = 0; j < r->FieldSize(m, f); ++j) {
+        const auto& e = r->GetRepeatedMessage(m, f, j);
+        entries[e.GetReflection()->GetString(e, e.GetDescriptor()->FindFieldByName("key"))] =
+            e.GetReflection()->GetString(e, e.GetDescriptor()->FindFieldByName("value"));
+      }
+      out << YAML::BeginMap;
+      for (const auto& [k, v] : entries) {
+        out << YAML::Key << YAML::DoubleQuoted << k << YAML::Value << YAML::DoubleQuoted << v;
+      }
+      out << YAML::EndMap;
+    } else if (f->is_repeated()) {
+      out << YAML::BeginSeq;
+      for (int j = 0; j < r->FieldSize(m, f); ++j) RenderScalar(out, m, f, j);
+      out << YAML::EndSeq;
+    } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+      RenderFields(out, r->GetMessage(m, f));
+    } else {
+      RenderScalar(out, m, f, 0);
+    }
+  }
+  out << YAML::EndMap;
+}
+
+// Writes `key: {kind: {...}}` for a set Input/Processor/Output.
+void RenderComponent(YAML::Emitter& out, const google::protobuf::Message& m) {
+  const auto* oneof = m.GetDescriptor()->FindOneofByName("kind");
+  const auto* f = m.GetReflection()->GetOneofFieldDescriptor(m, oneof);
+  out << YAML::BeginMap;
+  if (f != nullptr) {
+    out << YAML::Key << f->name() << YAML::Value;
+    RenderFields(out, m.GetReflection()->GetMessage(m, f));
+  }
+  out << YAML::EndMap;
+}
+
+}  // namespace
+
 std::string PipelineSpecToYaml(const v1::PipelineSpec& spec) {
   YAML::Emitter out;
   out << YAML::BeginMap;
-
-  const v1::Input& input = spec.input();
-  if (input.kind_case() != v1::Input::KIND_NOT_SET) {
-    out << YAML::Key << "input" << YAML::Value << YAML::BeginMap;
-    if (input.has_generate()) {
-      const auto& g = input.generate();
-      out << YAML::Key << "generate" << YAML::Value << YAML::BeginMap;
-      out << YAML::Key << "interval" << YAML::Value << FormatDuration(g.interval_ms());
-      out << YAML::Key << "message" << YAML::Value << YAML::DoubleQuoted << g.message();
-      if (g.count() != 0) out << YAML::Key << "count" << YAML::Value << g.count();
-      out << YAML::EndMap;
-    } else {
-      const auto& f = input.file();
-      out << YAML::Key << "file" << YAML::Value << YAML::BeginMap;
-      out << YAML::Key << "path" << YAML::Value << YAML::DoubleQuoted << f.path();
-      if (f.from_beginning()) out << YAML::Key << "from_beginning" << YAML::Value << true;
-      out << YAML::EndMap;
-    }
-    out << YAML::EndMap;
+  if (spec.has_input()) {
+    out << YAML::Key << "input" << YAML::Value;
+    RenderComponent(out, spec.input());
   }
-
   if (spec.processors_size() > 0) {
     out << YAML::Key << "processors" << YAML::Value << YAML::BeginSeq;
-    for (const v1::Processor& p : spec.processors()) {
-      out << YAML::BeginMap;
-      if (p.has_filter()) {
-        const auto& f = p.filter();
-        out << YAML::Key << "filter" << YAML::Value << YAML::BeginMap;
-        if (!f.contains().empty()) {
-          out << YAML::Key << "contains" << YAML::Value << YAML::DoubleQuoted << f.contains();
-        }
-        if (!f.regex().empty()) {
-          out << YAML::Key << "regex" << YAML::Value << YAML::DoubleQuoted << f.regex();
-        }
-        if (f.invert()) out << YAML::Key << "invert" << YAML::Value << true;
-        out << YAML::EndMap;
-      }
-      out << YAML::EndMap;
-    }
+    for (const v1::Processor& p : spec.processors()) RenderComponent(out, p);
     out << YAML::EndSeq;
   }
-
-  const v1::Output& output = spec.output();
-  if (output.kind_case() != v1::Output::KIND_NOT_SET) {
-    out << YAML::Key << "output" << YAML::Value << YAML::BeginMap;
-    if (output.has_file()) {
-      out << YAML::Key << "file" << YAML::Value << YAML::BeginMap;
-      out << YAML::Key << "path" << YAML::Value << YAML::DoubleQuoted << output.file().path();
-      out << YAML::EndMap;
-    } else if (output.has_mqtt()) {
-      out << YAML::Key << "mqtt" << YAML::Value << YAML::BeginMap;
-      out << YAML::Key << "stream" << YAML::Value << YAML::DoubleQuoted << output.mqtt().stream();
-      out << YAML::Key << "qos" << YAML::Value << output.mqtt().qos();
-      out << YAML::EndMap;
-    } else {
-      out << YAML::Key << "stdout" << YAML::Value << YAML::BeginMap << YAML::EndMap;
-    }
-    out << YAML::EndMap;
+  if (spec.has_output()) {
+    out << YAML::Key << "output" << YAML::Value;
+    RenderComponent(out, spec.output());
   }
-
   out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";
 }

@@ -5,7 +5,11 @@
 
 #include <google/protobuf/util/message_differencer.h>
 
+#include <filesystem>
+#include <fstream>
 #include <functional>
+#include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -138,6 +142,12 @@ TEST(PipelineSpec, AcceptsEveryInputAndOutputForm) {
          EXPECT_EQ(s.input().generate().interval_ms(), 1000u);  // the default
          EXPECT_TRUE(s.output().has_stdout());
        }},
+      {"  input: {exec: {command: [journalctl, -f, -o, json], restart: 5s}}\n  output: stdout\n",
+       [](const v1::PipelineSpec& s) {
+         ASSERT_EQ(s.input().exec().command_size(), 4);
+         EXPECT_EQ(s.input().exec().command(0), "journalctl");
+         EXPECT_EQ(s.input().exec().restart_ms(), 5000u);
+       }},
       {"  input: {file: {path: /var/log/app.log, from_beginning: true}}\n  output: {stdout: }\n",
        [](const v1::PipelineSpec& s) {
          EXPECT_EQ(s.input().file().path(), "/var/log/app.log");
@@ -181,7 +191,7 @@ TEST(PipelineSpec, RejectsBadFilesWithTheDottedPathOfTheProblem) {
       // Unknown keys, anywhere.
       {"name: p\ncolour: red\n" + ok_body, "colour: unknown key"},
       {WithPipeline("  input: {generate: {intervall: 1s}}\n  output: stdout\n"),
-       "pipeline.input.generate.intervall: unknown key (expected interval, message or count)"},
+       "pipeline.input.generate.intervall: unknown key (expected interval, message, count or rate)"},
       {WithPipeline("  input: {generate: {}}\n  output: stdout\n  retries: 3\n"),
        "pipeline.retries: unknown key"},
       {WithPipeline("  input: {generate: {}}\n  processors: [{filter: {regx: a}}]\n  output: stdout\n"),
@@ -192,7 +202,10 @@ TEST(PipelineSpec, RejectsBadFilesWithTheDottedPathOfTheProblem) {
        "pipeline.output.mqtt.topic: unknown key"},
       {WithPipeline("  input: {generate: {}}\n  output: {stdout: {color: true}}\n"),
        "pipeline.output.stdout.color: unknown key (no keys allowed here)"},
-      {WithPipeline("  input: {exec: {}}\n  output: stdout\n"), "pipeline.input.exec: unknown key"},
+      {WithPipeline("  input: {exec: {}}\n  output: stdout\n"),
+       "pipeline.input.exec.command: needs the program to run"},
+      {WithPipeline("  input: {exec: {command: [tail, -F, x], shell: true}}\n  output: stdout\n"),
+       "pipeline.input.exec.shell: unknown key (expected command or restart)"},
       // Structure.
       {"name: p\n", "pipeline: missing"},
       {"pipeline: {}\n", "name: missing"},
@@ -202,7 +215,7 @@ TEST(PipelineSpec, RejectsBadFilesWithTheDottedPathOfTheProblem) {
       {WithPipeline("  output: stdout\n"), "pipeline.input: missing"},
       {WithPipeline("  input: {generate: {}}\n"), "pipeline.output: missing"},
       {WithPipeline("  input: {}\n  output: stdout\n"),
-       "pipeline.input: expected exactly one input kind: generate or file"},
+       "pipeline.input: expected exactly one input kind: generate, file or exec"},
       {WithPipeline("  input: {generate: {}, file: {path: x}}\n  output: stdout\n"),
        "pipeline.input: expected exactly one input kind"},
       {WithPipeline("  input: {generate: {}}\n  output: stderr\n"),
@@ -227,9 +240,37 @@ TEST(PipelineSpec, RejectsBadFilesWithTheDottedPathOfTheProblem) {
       {WithPipeline("  input: {generate: {}}\n  output: {file: {path: out/}}\n"),
        "pipeline.output.file.path: \"out/\" does not name a file"},
       {WithPipeline("  input: {generate: {}}\n  output: {mqtt: {stream: s, qos: 3}}\n"),
-       "pipeline.output.mqtt.qos: must be at most 2"},
+       "pipeline.output.mqtt.qos: must be 0, 1 or 2"},
       {WithPipeline("  input: {generate: {}}\n  processors: [{filter: {}}]\n  output: stdout\n"),
-       "pipeline.processors[0].filter: needs contains or regex"},
+       "pipeline.processors[0].filter: needs one of contains, regex, field"},
+      {WithPipeline("  input: {generate: {rate: 2000000}}\n  output: stdout\n"),
+       "pipeline.input.generate.rate: must be at most 1000000 records per second"},
+      {WithPipeline("  input: {generate: {}}\n  processors: [parse_json, {set: {}}]\n  output: stdout\n"),
+       "pipeline.processors[1].set: needs one of fields, node_field, labels_field"},
+      {WithPipeline("  input: {generate: {}}\n  processors: [{drop: {fields: []}}]\n  output: stdout\n"),
+       "pipeline.processors[0].drop.fields: needs at least one field"},
+      {WithPipeline("  input: {generate: {}}\n  processors: [{drop: {fields: a}}]\n  output: stdout\n"),
+       "pipeline.processors[0].drop.fields: expected a list"},
+      {WithPipeline("  input: {generate: {}}\n  processors: [{sample: {}}]\n  output: stdout\n"),
+       "pipeline.processors[0].sample.one_in: must be at least 1"},
+      {WithPipeline("  input: {generate: {}}\n  processors: [{batch: {format: xml}}]\n  output: stdout\n"),
+       "pipeline.processors[0].batch.format: \"xml\" is not json or lines"},
+      {WithPipeline("  input: {generate: {}}\n  processors: [{set: {fields: {a: [1]}}}]\n  output: stdout\n"),
+       "pipeline.processors[0].set.fields.a: expected a string"},
+      {WithPipeline("  input: {file: {path: a.log}}\n  output: {file: {path: ./x/../a.log}}\n"),
+       "pipeline.output.file.path: \"./x/../a.log\" is also the input file"},
+      {WithPipeline("  input: {generate: {}}\n  processors: [{aggregate: {window: 10ms}}]\n  output: stdout\n"),
+       "pipeline.processors[0].aggregate.window: must be between 100ms and 1d"},
+      {WithPipeline("  input: {generate: {}}\n  processors: [{aggregate: {functions: [count, median]}}]\n  output: stdout\n"),
+       "pipeline.processors[0].aggregate.functions[1]: \"median\" is not count, sum, avg, min or max"},
+      {WithPipeline("  input: {generate: {}}\n  processors: [{filter: {above: 3}}]\n  output: stdout\n"),
+       "pipeline.processors[0].filter: needs one of contains, regex, field"},
+      {WithPipeline("  input: {generate: {}}\n  processors: [{filter: {contains: a, below: 3}}]\n  output: stdout\n"),
+       "pipeline.processors[0].filter.below: needs field"},
+      {WithPipeline("  input: {generate: {}}\n  processors: [{filter: {field: t, above: warm}}]\n  output: stdout\n"),
+       "pipeline.processors[0].filter.above: expected a number, got \"warm\""},
+      {WithPipeline("  input: {generate: {}}\n  output: {file: {path: a.log, max_bytes: 10}}\n"),
+       "pipeline.output.file.max_bytes: must be 0 (no rotation) or at least 4096"},
       {"name: p\nselector: !legacy\n" + ok_body,
        "selector: unexpected YAML tag \"!legacy\" (a value starting with '!' must be quoted)"},
       {"name: p\nselector: [a]\n" + ok_body, "selector: expected a map of labels or a selector string"},
@@ -286,13 +327,137 @@ TEST(PipelineSpec, ValidationRequiresAnInputAndAnOutput) {
   v1::PipelineSpec spec;
   Status s = ValidatePipelineSpec(spec);
   ASSERT_FALSE(s.ok());
-  EXPECT_EQ(s.error().message, "input: missing (expected generate or file)");
+  EXPECT_EQ(s.error().message, "input: missing (expected generate, file or exec)");
   spec.mutable_input()->mutable_generate()->set_interval_ms(1000);
   s = ValidatePipelineSpec(spec);
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.error().message, "output: missing (expected file, mqtt or stdout)");
   spec.mutable_output()->mutable_stdout();
   EXPECT_TRUE(ValidatePipelineSpec(spec).ok());
+}
+
+TEST(PipelineSpec, ParsesEveryProcessorKindFromItsSchema) {
+  auto p = ParsePipelineYaml(WithPipeline(R"(
+  input: {generate: {rate: 10000, message: '{"t": 1}'}}
+  processors:
+    - parse_json
+    - parse_json: {keep_invalid: true}
+    - filter: {field: temp, above: 0.1, below: -0}
+    - set: {fields: {site: lyon, zone: b}, node_field: node, labels_field: labels}
+    - drop: {fields: [secret, debug]}
+    - sample: {one_in: 10}
+    - aggregate: {window: 1m, group_by: [room], fields: [temp], functions: [avg, max]}
+    - batch: {max_records: 500, max_bytes: 65536, max_wait: 2s, format: lines}
+  output: {mqtt: {stream: readings}}
+)"),
+                             "demo");
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  v1::PipelineSpec s = p->spec();
+  const std::string rendered_all = PipelineSpecToYaml(s);
+  auto all_again = ParsePipelineYaml("name: p\npipeline:\n" + Indent(rendered_all), "demo");
+  ASSERT_TRUE(all_again.ok()) << rendered_all << ": " << all_again.error().message;
+  EXPECT_TRUE(SameSpec(s, all_again->spec())) << "rendered:\n" << rendered_all;
+  EXPECT_EQ(s.input().generate().rate(), 10000u);
+  EXPECT_EQ(s.input().generate().interval_ms(), 0u);  // no interval default beside a rate
+  ASSERT_EQ(s.processors_size(), 8);
+  EXPECT_TRUE(s.processors(2).filter().has_below());
+  EXPECT_EQ(s.processors(2).filter().above(), 0.1);
+  s.mutable_processors()->erase(s.mutable_processors()->begin() + 2);
+  EXPECT_TRUE(s.processors(0).has_parse_json());
+  EXPECT_FALSE(s.processors(0).parse_json().keep_invalid());
+  EXPECT_TRUE(s.processors(1).parse_json().keep_invalid());
+  EXPECT_EQ(s.processors(2).set().fields().at("site"), "lyon");
+  EXPECT_EQ(s.processors(2).set().node_field(), "node");
+  EXPECT_EQ(s.processors(2).set().labels_field(), "labels");
+  ASSERT_EQ(s.processors(3).drop().fields_size(), 2);
+  EXPECT_EQ(s.processors(3).drop().fields(1), "debug");
+  EXPECT_EQ(s.processors(4).sample().one_in(), 10u);
+  EXPECT_EQ(s.processors(5).aggregate().window_ms(), 60'000u);
+  EXPECT_EQ(s.processors(5).aggregate().group_by(0), "room");
+  EXPECT_EQ(s.processors(5).aggregate().functions_size(), 2);
+  EXPECT_EQ(s.processors(6).batch().max_records(), 500u);
+  EXPECT_EQ(s.processors(6).batch().max_wait_ms(), 2000u);
+  EXPECT_EQ(s.processors(6).batch().format(), "lines");
+
+  const std::string rendered = PipelineSpecToYaml(s);
+  auto again = ParsePipelineYaml("name: p\npipeline:\n" + Indent(rendered), "demo");
+  ASSERT_TRUE(again.ok()) << rendered << ": " << again.error().message;
+  EXPECT_TRUE(SameSpec(s, again->spec())) << "rendered:\n" << rendered;
+}
+
+TEST(PipelineSpec, AnEmptyFilterIsRejectedByTheOneValidator) {
+  // cairnctl and the scheduler call ValidatePipelineSpec; so does the node
+  // (edge/test/pipeline_runtime_test.cc checks the same message there).
+  v1::PipelineSpec spec;
+  spec.mutable_input()->mutable_generate();
+  spec.add_processors()->mutable_filter();
+  spec.mutable_output()->mutable_stdout();
+  Status s = ValidatePipelineSpec(spec);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().message, "processors[0].filter: needs one of contains, regex, field");
+}
+
+TEST(PipelineSpec, AKindUnknownToThisSchemaIsAnErrorNotADefault) {
+  // A newer control plane's kind arrives as an unknown field: no kind is set.
+  v1::PipelineSpec spec;
+  spec.mutable_input()->mutable_generate();
+  spec.add_processors();
+  spec.mutable_output()->mutable_stdout();
+  Status s = ValidatePipelineSpec(spec);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().message.rfind("processors[0]: missing (expected filter, parse_json", 0), 0u)
+      << s.error().message;
+}
+
+TEST(PipelineSpec, EveryExampleInTheReferenceIsAValidPipeline) {
+  // docs/pipelines.md promises a working example per component kind.
+  // The source tree: above this file, or above the directory the test runs in.
+  std::filesystem::path doc;
+  for (std::filesystem::path dir :
+       {std::filesystem::absolute(__FILE__).parent_path(), std::filesystem::current_path()}) {
+    for (; !dir.empty() && dir != dir.root_path(); dir = dir.parent_path()) {
+      if (std::filesystem::exists(dir / "docs/pipelines.md") &&
+          std::filesystem::exists(dir / "schemas/cairn/v1/pipeline.proto")) {
+        doc = dir / "docs/pipelines.md";
+        break;
+      }
+    }
+    if (!doc.empty()) break;
+  }
+  std::ifstream in(doc);
+  ASSERT_TRUE(in) << doc;
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::string md = text.str();
+  std::set<std::string> kinds_seen;
+  size_t examples = 0;
+  for (size_t at = md.find("```yaml\n"); at != std::string::npos;
+       at = md.find("```yaml\n", at + 1)) {
+    const size_t start = at + 8;
+    const size_t end = md.find("```", start);
+    ASSERT_NE(end, std::string::npos);
+    const std::string yaml = md.substr(start, end - start);
+    auto p = ParsePipelineYaml(yaml, "demo");
+    ASSERT_TRUE(p.ok()) << yaml << "\n" << p.error().message;
+    ++examples;
+    auto kind = [](const google::protobuf::Message& m) {
+      const auto* f = m.GetReflection()->GetOneofFieldDescriptor(
+          m, m.GetDescriptor()->FindOneofByName("kind"));
+      return std::string(m.GetDescriptor()->name()) + "." + f->name();
+    };
+    kinds_seen.insert(kind(p->spec().input()));
+    for (const auto& proc : p->spec().processors()) kinds_seen.insert(kind(proc));
+    kinds_seen.insert(kind(p->spec().output()));
+  }
+  EXPECT_GT(examples, 10u);
+  for (const auto* d : {v1::Input::descriptor(), v1::Processor::descriptor(),
+                        v1::Output::descriptor()}) {
+    const auto* oneof = d->FindOneofByName("kind");
+    for (int i = 0; i < oneof->field_count(); ++i) {
+      const std::string k = d->name() + "." + oneof->field(i)->name();
+      EXPECT_TRUE(kinds_seen.count(k)) << "no example in docs/pipelines.md uses " << k;
+    }
+  }
 }
 
 TEST(PipelineDigest, IsStableAcrossFormattingAndIgnoresMetadata) {

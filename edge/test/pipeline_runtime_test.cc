@@ -383,15 +383,15 @@ TEST_F(PipelineRuntimeTest, InvalidSpecsAreRejected) {
       {"interval too short",
        [](auto* c) { c->mutable_spec()->mutable_input()->mutable_generate()->set_interval_ms(5); },
        "interval"},
-      {"dot-dot escape", [](auto* c) { SetFileOutput(c, "../outside.log"); }, "escapes"},
+      {"dot-dot escape", [](auto* c) { SetFileOutput(c, "../outside.log"); }, "leaves the data directory"},
       {"hidden dot-dot escape", [](auto* c) { SetFileOutput(c, "out/../../outside.log"); },
-       "escapes"},
+       "leaves the data directory"},
       {"empty output path", [](auto* c) { SetFileOutput(c, ""); }, "empty"},
       {"output path names a directory", [](auto* c) { SetFileOutput(c, "out/.."); },
        "does not name a file"},
       {"input escape",
        [](auto* c) { c->mutable_spec()->mutable_input()->mutable_file()->set_path("../x.log"); },
-       "escapes"},
+       "leaves the data directory"},
       {"empty input path",
        [](auto* c) { c->mutable_spec()->mutable_input()->mutable_file()->set_path(""); }, "empty"},
       {"input is output",
@@ -407,6 +407,11 @@ TEST_F(PipelineRuntimeTest, InvalidSpecsAreRejected) {
       {"stream too long", [](auto* c) { SetMqttOutput(c, std::string(64, 'a')); }, "stream"},
       {"stream with leading dash", [](auto* c) { SetMqttOutput(c, "-a"); }, "stream"},
       {"qos 3", [](auto* c) { SetMqttOutput(c, "ok", 3); }, "qos"},
+      // The control plane and the node agree: one validator, same message.
+      {"empty filter", [](auto* c) { AddFilter(c, ""); },
+       "pipeline.processors[0].filter: needs one of contains, regex, field"},
+      {"sample of none", [](auto* c) { c->mutable_spec()->add_processors()->mutable_sample(); },
+       "pipeline.processors[0].sample.one_in: must be at least 1"},
   };
   for (const auto& tc : cases) {
     SCOPED_TRACE(tc.name);
@@ -435,7 +440,6 @@ TEST_F(PipelineRuntimeTest, ValidEdgeCasesAreAccepted) {
       {"absolute path", [](auto* c) { SetFileOutput(c, "/var/log/cairn/out.log"); }},
       {"longest stream", [](auto* c) { SetMqttOutput(c, std::string(63, 'a'), 2); }},
       {"stream with dashes and digits", [](auto* c) { SetMqttOutput(c, "room-1-temp"); }},
-      {"empty filter", [](auto* c) { AddFilter(c, ""); }},
   };
   for (const auto& [name, mutate] : cases) {
     SCOPED_TRACE(name);
@@ -557,6 +561,98 @@ TEST_F(PipelineRuntimeTest, DestroyingARunningRunnerStopsIt) {
   yardstick->Start();
   ASSERT_TRUE(WaitUntil([&] { return yardstick->Health().records_out() >= 5; }));
   EXPECT_EQ(ReadLines(dir_ / "bye.log").size(), lines);
+}
+
+TEST_F(PipelineRuntimeTest, GenerateByRateThroughBatchDeliversEveryRecord) {
+  auto config = GenerateConfig("r", 20'000);
+  auto* g = config.mutable_spec()->mutable_input()->mutable_generate();
+  g->set_interval_ms(0);
+  g->set_rate(20'000);
+  auto* b = config.mutable_spec()->add_processors()->mutable_batch();
+  b->set_max_records(1000);
+  b->set_format("lines");
+  SetFileOutput(&config, "rate.log");
+  auto runner = Make(config);
+  ASSERT_NE(runner, nullptr);
+  runner->Start();
+  ASSERT_TRUE(WaitUntil([&] { return runner->Health().records_out() == 20; },
+                        std::chrono::seconds(30)));
+  auto h = runner->Health();
+  EXPECT_EQ(h.records_in(), 20'000u);
+  EXPECT_EQ(h.records_dropped(), 0u);
+  EXPECT_EQ(ReadLines(dir_ / "rate.log").size(), 20'000u);
+}
+
+TEST_F(PipelineRuntimeTest, StopFlushesAHeldBatchToTheOutput) {
+  auto config = GenerateConfig("held", 3);
+  auto* b = config.mutable_spec()->add_processors()->mutable_batch();
+  b->set_max_wait_ms(3'600'000);
+  SetFileOutput(&config, "held.log");
+  auto runner = Make(config);
+  ASSERT_NE(runner, nullptr);
+  runner->Start();
+  ASSERT_TRUE(WaitUntil([&] { return runner->Health().records_in() == 3; }));
+  EXPECT_EQ(runner->Health().records_out(), 0u);
+  runner->Stop();
+  EXPECT_THAT(ReadLines(dir_ / "held.log"), ElementsAre(R"(["held","held","held"])"));
+  EXPECT_EQ(runner->Health().records_out(), 1u);
+}
+
+TEST_F(PipelineRuntimeTest, StructuredRecordsGetFieldsAndCountParseErrors) {
+  WriteText(dir_ / "in.json", "");
+  auto config = FileTailConfig("in.json");
+  auto* spec = config.mutable_spec();
+  spec->add_processors()->mutable_parse_json();
+  auto* set = spec->add_processors()->mutable_set();
+  set->set_node_field("node");
+  set->set_labels_field("labels");
+  spec->add_processors()->mutable_drop()->add_fields("secret");
+  SetFileOutput(&config, "out.json");
+  auto ctx = Context();
+  std::mutex mu;
+  Labels labels{{"site", "lyon"}};
+  ctx.current_labels = [&] {
+    std::lock_guard lock(mu);
+    return labels;
+  };
+  auto runner = Make(config, ctx);
+  ASSERT_NE(runner, nullptr);
+  runner->Start();
+  AppendText(dir_ / "in.json", "{\"t\": 20, \"secret\": \"x\"}\nnot json\n");
+  ASSERT_TRUE(WaitUntil([&] { return runner->Health().records_in() == 2; }));
+  {
+    std::lock_guard lock(mu);
+    labels["site"] = "paris";
+  }
+  AppendText(dir_ / "in.json", "{\"t\": 21}\n");
+  ASSERT_TRUE(WaitUntil([&] { return runner->Health().records_out() == 2; }));
+  runner->Stop();
+  EXPECT_THAT(ReadLines(dir_ / "out.json"),
+              ElementsAre(R"({"t":20,"node":"node-1","labels":{"site":"lyon"}})",
+                          R"({"t":21,"node":"node-1","labels":{"site":"paris"}})"));
+  auto h = runner->Health();
+  EXPECT_EQ(h.records_dropped(), 1u);
+  EXPECT_EQ(h.errors(), 1u);
+  EXPECT_THAT(h.last_error(), HasSubstr("parse_json: not JSON"));
+}
+
+TEST_F(PipelineRuntimeTest, AKindThisNodeDoesNotKnowIsRefusedWithItsPath) {
+  runtime::ComponentRegistry without_file;  // a node built without the file output
+  ASSERT_TRUE(without_file
+                  .AddInput("generate",
+                            [](const google::protobuf::Message& m, const std::string&,
+                               const runtime::Env& env) {
+                              v1::Input i;
+                              i.mutable_generate()->CopyFrom(m);
+                              return runtime::BuiltinRegistry().MakeInput(i, env);
+                            })
+                  .ok());
+  auto config = GenerateConfig("x", 1);
+  SetFileOutput(&config, "x.log");
+  auto runner = MakePipelineRunner(config, Context(), without_file);
+  ASSERT_FALSE(runner.ok());
+  EXPECT_EQ(runner.error().message,
+            "pipeline \"test-pipeline\": pipeline.output.file: kind not supported by this node");
 }
 
 }  // namespace

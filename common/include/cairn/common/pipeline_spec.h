@@ -10,7 +10,9 @@
 //     output: {file: {path: out/app-errors.log}}
 //
 // Unknown keys anywhere are errors (with their path, e.g.
-// "pipeline.input.generate.intervall: unknown key").
+// "pipeline.input.generate.intervall: unknown key"). Component kinds are
+// read and rendered from their schema (schemas/cairn/v1/pipeline.proto); the
+// reference of every kind is docs/pipelines.md.
 // Thread-safety: pure functions.
 #pragma once
 
@@ -26,9 +28,12 @@ namespace cairn {
 Result<v1::Pipeline> ParsePipelineYaml(const std::string& yaml_text,
                                        const std::string& default_workspace);
 
-// Checks a spec for a node to run: exactly one input and one output kind,
-// sane values (interval >= 10ms, non-empty paths, valid regex, valid stream
-// name, no '..' escaping the data dir in relative file paths).
+// The one validator of a spec, used by cairnctl, the scheduler and the node:
+// exactly one input and one output kind known to this schema, and each
+// kind's rule (e.g. interval >= 10ms, non-empty paths without '..' escaping
+// the data dir, a valid regex, a valid stream name). The message starts with
+// the field's path without the leading "pipeline.", e.g.
+//   processors[0].filter: needs one of contains, regex, field
 Status ValidatePipelineSpec(const v1::PipelineSpec& spec);
 
 // sha256 hex of the deterministic serialization of `spec`.

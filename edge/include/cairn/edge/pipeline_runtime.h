@@ -1,7 +1,8 @@
 // The node's pipeline runtime: each pipeline runs input -> processors ->
 // output on its own thread, so updating or failing one never touches the
-// others. First set: inputs generate, file (tail); processor filter; outputs
-// file (append), mqtt (publish to cairn/v1/ws/{ws}/data/{stream}), stdout.
+// others. The components come from a ComponentRegistry (runtime/registry.h;
+// the reference of every kind is docs/pipelines.md); a spec is checked by
+// the one validator (common/pipeline_spec.h) before anything is built.
 // Thread-safety: PipelineRunner methods are thread-safe.
 #pragma once
 
@@ -13,6 +14,8 @@
 #include "cairn/common/clock.h"
 #include "cairn/common/result.h"
 #include "cairn/common/selector.h"
+#include "cairn/edge/runtime/component.h"
+#include "cairn/edge/runtime/registry.h"
 #include "cairn/v1/node.pb.h"
 #include "cairn/v1/pipeline.pb.h"
 
@@ -27,6 +30,17 @@ struct PipelineContext {
   // Publishes a record to a workspace data stream (the mqtt output). May
   // fail while the link is down; the runtime counts such records as dropped.
   std::function<Status(const std::string& stream, const std::string& payload, int qos)> publish;
+  // Optional. Time for the components (default: the system clock).
+  const Clock* clock = nullptr;
+  // Optional. The node's labels now (default: `labels`), so that `set`
+  // follows relabels without a restart.
+  std::function<Labels()> current_labels;
+  // Optional. Where inputs keep positions across restarts (default: memory).
+  std::shared_ptr<runtime::Checkpoints> checkpoints;
+  // Whether `exec` inputs may run commands on this node. A local setting of
+  // the node's owner (e.g. `cairn-edge run --allow-exec`), never from the
+  // control plane; off by default.
+  bool allow_exec = false;
 };
 
 class PipelineRunner {
@@ -34,15 +48,20 @@ class PipelineRunner {
   virtual ~PipelineRunner() = default;
   // Starts the pipeline thread. Idempotent.
   virtual void Start() = 0;
-  // Stops and joins the thread (bounded: inputs poll at most every 100 ms).
+  // Stops and joins the thread, then flushes what processors hold (a partial
+  // batch) to the output. Bounded: each poll and each flush is bounded work.
   virtual void Stop() = 0;
   // Current state and counters; name/version from the config.
   virtual v1::PipelineHealth Health() const = 0;
   virtual const v1::PipelineConfig& config() const = 0;
 };
 
-// Validates `config.spec` and builds a runner (not yet started).
-Result<std::unique_ptr<PipelineRunner>> MakePipelineRunner(const v1::PipelineConfig& config,
-                                                           PipelineContext context);
+// Validates `config.spec` (ValidatePipelineSpec, the rule cairnctl and the
+// scheduler apply) and builds a runner (not yet started) from `registry`.
+// Errors are kInvalidArgument with the field's path, e.g.
+//   pipeline "p": pipeline.processors[0].filter: needs one of contains, regex
+Result<std::unique_ptr<PipelineRunner>> MakePipelineRunner(
+    const v1::PipelineConfig& config, PipelineContext context,
+    const runtime::ComponentRegistry& registry = runtime::BuiltinRegistry());
 
 }  // namespace cairn::edge

@@ -1,0 +1,159 @@
+// The three seams of a pipeline (Input -> Processor... -> Output) and the one
+// environment through which components reach the world: time, checkpoints,
+// the outbound publish, the node's name and labels, the data directory.
+// Tests build an Env with a FakeClock and drive components directly.
+//
+// Thread-safety: a pipeline's components are created, used and destroyed by
+// its runner, one thread at a time (the runner's worker, or Start/Stop while
+// the worker is not running). The Env's members are thread-safe.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cairn/common/clock.h"
+#include "cairn/common/result.h"
+#include "cairn/common/selector.h"
+#include "cairn/edge/runtime/record.h"
+
+namespace cairn::edge::runtime {
+
+using std::chrono::milliseconds;
+
+// Publishes a payload to a workspace data stream (what an mqtt output sends).
+// May fail while the link is down.
+using PublishFn =
+    std::function<Status(const std::string& stream, const std::string& payload, int qos)>;
+
+// Small persistent key/value store for positions that must survive a
+// restart (a file input's offset). Keys are scoped to one pipeline.
+class Checkpoints {
+ public:
+  virtual ~Checkpoints() = default;
+  virtual std::optional<std::string> Load(const std::string& key) = 0;
+  virtual void Save(const std::string& key, const std::string& value) = 0;
+};
+
+// Keeps checkpoints in memory (standalone runs, tests).
+class MemoryCheckpoints final : public Checkpoints {
+ public:
+  std::optional<std::string> Load(const std::string& key) override;
+  void Save(const std::string& key, const std::string& value) override;
+
+ private:
+  std::mutex mu_;
+  std::vector<std::pair<std::string, std::string>> values_;
+};
+
+// Keeps each checkpoint in a file of `dir` (created on first save), written
+// to a temporary file and renamed, so a crash leaves the old or the new
+// value. No fsync: after a power loss a position may go back (records are
+// then read again, never lost).
+class FileCheckpoints final : public Checkpoints {
+ public:
+  explicit FileCheckpoints(std::string dir) : dir_(std::move(dir)) {}
+  std::optional<std::string> Load(const std::string& key) override;
+  void Save(const std::string& key, const std::string& value) override;
+
+ private:
+  std::string PathOf(const std::string& key) const;
+  const std::string dir_;
+  std::mutex mu_;
+};
+
+struct Env {
+  const Clock* clock = &SystemClock::Instance();
+  std::string workspace;
+  std::string node;
+  // The node's labels now (labels follow relabels without a restart).
+  std::function<Labels()> labels = [] { return Labels{}; };
+  // Relative paths in a spec resolve below this directory.
+  std::string data_dir;
+  PublishFn publish;  // empty: this node cannot publish (an mqtt output is refused)
+  std::shared_ptr<Checkpoints> checkpoints = std::make_shared<MemoryCheckpoints>();
+  // The pipeline's name, for log lines.
+  std::string pipeline;
+  // Whether the node's owner allows `exec` inputs (a local setting, never
+  // from the control plane).
+  bool allow_exec = false;
+
+  int64_t NowMs() const { return clock->NowMs(); }
+};
+
+// A record source. Poll is called again after the wait it returned (or
+// sooner); it must return promptly (bounded work per call), so that Stop()
+// is bounded in time.
+class Input {
+ public:
+  virtual ~Input() = default;
+  // Called once by Start() before the first Poll (e.g. a file input fixes
+  // where reading begins). An error fails the pipeline.
+  virtual Status Begin() { return OkStatus(); }
+  // Appends the records available now and returns how long to wait before
+  // the next call (0: more is ready). An error says why nothing can be read
+  // now; the runner reports it and retries. kNotFound marks a condition
+  // expected to clear by itself (a file that does not exist yet) and is not
+  // counted in `errors`.
+  virtual Result<milliseconds> Poll(std::vector<Record>* out) = 0;
+  // Called when the pipeline stops (e.g. end a child process). Idempotent.
+  virtual void End() {}
+};
+
+// What a processor hands on: the records it emits and how many it dropped.
+class Emitter {
+ public:
+  void Emit(Record r) { records_.push_back(std::move(r)); }
+  void Drop(uint64_t n = 1) { dropped_ += n; }
+  std::vector<Record>& records() { return records_; }
+  uint64_t dropped() const { return dropped_; }
+
+ private:
+  std::vector<Record> records_;
+  uint64_t dropped_ = 0;
+};
+
+class Processor {
+ public:
+  virtual ~Processor() = default;
+  // Takes one record and emits zero or more. A record neither emitted nor
+  // kept (batch/aggregate keep them) must be counted with Drop(). An error
+  // counts in `errors` (and the record as dropped if nothing was emitted).
+  virtual Status Process(Record record, Emitter* out) = 0;
+  // For time-driven processors: emits what is due at `now_ms` and returns
+  // when to be called next (nullopt: nothing pending).
+  virtual std::optional<int64_t> Tick(int64_t /*now_ms*/, Emitter* /*out*/) {
+    return std::nullopt;
+  }
+  // The pipeline stops: emit what is held (a partial batch).
+  virtual void Flush(Emitter* /*out*/) {}
+};
+
+struct WriteResult {
+  enum class Kind {
+    kWritten,
+    kDropped,  // this record is lost; the output keeps working (link down)
+    kFailed,   // the output cannot continue; the pipeline fails
+  };
+  Kind kind = Kind::kWritten;
+  std::string error;
+};
+
+class Output {
+ public:
+  virtual ~Output() = default;
+  // Prepares the output on the worker thread; an error fails the pipeline.
+  virtual Status Open() { return OkStatus(); }
+  virtual WriteResult Write(const Record& record) = 0;
+};
+
+// Resolves a path from a spec: relative paths are below env.data_dir and may
+// not climb out of it with "..". `field` names the spec field for messages.
+Result<std::string> ResolvePath(const std::string& field, const std::string& path,
+                                const Env& env);
+
+}  // namespace cairn::edge::runtime

@@ -1,0 +1,186 @@
+// ComponentRegistry, the Env helpers, and the explicit list of built-in kinds.
+#include "cairn/edge/runtime/registry.h"
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+
+namespace cairn::edge::runtime {
+
+// Each component kind's file defines its registration function.
+void RegisterGenerateInput(ComponentRegistry* r);
+void RegisterFileInput(ComponentRegistry* r);
+void RegisterExecInput(ComponentRegistry* r);
+void RegisterFilterProcessor(ComponentRegistry* r);
+void RegisterParseJsonProcessor(ComponentRegistry* r);
+void RegisterSetProcessor(ComponentRegistry* r);
+void RegisterDropProcessor(ComponentRegistry* r);
+void RegisterSampleProcessor(ComponentRegistry* r);
+void RegisterBatchProcessor(ComponentRegistry* r);
+void RegisterAggregateProcessor(ComponentRegistry* r);
+void RegisterFileOutput(ComponentRegistry* r);
+void RegisterMqttOutput(ComponentRegistry* r);
+void RegisterStdoutOutput(ComponentRegistry* r);
+
+void RegisterBuiltinComponents(ComponentRegistry* r) {
+  RegisterGenerateInput(r);
+  RegisterFileInput(r);
+  RegisterExecInput(r);
+  RegisterFilterProcessor(r);
+  RegisterParseJsonProcessor(r);
+  RegisterSetProcessor(r);
+  RegisterDropProcessor(r);
+  RegisterSampleProcessor(r);
+  RegisterBatchProcessor(r);
+  RegisterAggregateProcessor(r);
+  RegisterFileOutput(r);
+  RegisterMqttOutput(r);
+  RegisterStdoutOutput(r);
+}
+
+const ComponentRegistry& BuiltinRegistry() {
+  static const ComponentRegistry* registry = [] {
+    auto* r = new ComponentRegistry();
+    RegisterBuiltinComponents(r);
+    return r;
+  }();
+  return *registry;
+}
+
+namespace {
+
+const google::protobuf::FieldDescriptor* KindField(const google::protobuf::Descriptor* d,
+                                                   const std::string& kind) {
+  const auto* oneof = d->FindOneofByName("kind");
+  const auto* f = d->FindFieldByName(kind);
+  return (f != nullptr && f->containing_oneof() == oneof) ? f : nullptr;
+}
+
+template <typename T>
+Status Add(std::map<std::string, Factory<T>>* m, const google::protobuf::Descriptor* d,
+           const std::string& kind, Factory<T> factory) {
+  if (KindField(d, kind) == nullptr) {
+    return Error::InvalidArgument("component kind " + kind + " is not in the schema of " +
+                                  d->name());
+  }
+  if (!m->emplace(kind, std::move(factory)).second) {
+    return Error::AlreadyExists("component kind " + kind + " registered twice");
+  }
+  return OkStatus();
+}
+
+template <typename T>
+Result<std::unique_ptr<T>> Make(const std::map<std::string, Factory<T>>& m,
+                                const google::protobuf::Message& config, const std::string& path,
+                                const Env& env) {
+  const auto* oneof = config.GetDescriptor()->FindOneofByName("kind");
+  const auto* f = config.GetReflection()->GetOneofFieldDescriptor(config, oneof);
+  if (f == nullptr) {
+    return Error::InvalidArgument(path + ": no kind set, or one unknown to this node");
+  }
+  auto it = m.find(f->name());
+  if (it == m.end()) {
+    return Error::InvalidArgument(path + "." + f->name() + ": kind not supported by this node");
+  }
+  return it->second(config.GetReflection()->GetMessage(config, f), path + "." + f->name(), env);
+}
+
+}  // namespace
+
+Status ComponentRegistry::AddInput(const std::string& kind, Factory<Input> factory) {
+  return Add(&inputs_, v1::Input::descriptor(), kind, std::move(factory));
+}
+Status ComponentRegistry::AddProcessor(const std::string& kind, Factory<Processor> factory) {
+  return Add(&processors_, v1::Processor::descriptor(), kind, std::move(factory));
+}
+Status ComponentRegistry::AddOutput(const std::string& kind, Factory<Output> factory) {
+  return Add(&outputs_, v1::Output::descriptor(), kind, std::move(factory));
+}
+
+Result<std::unique_ptr<Input>> ComponentRegistry::MakeInput(const v1::Input& config,
+                                                            const Env& env) const {
+  return Make(inputs_, config, "input", env);
+}
+Result<std::unique_ptr<Processor>> ComponentRegistry::MakeProcessor(const v1::Processor& config,
+                                                                    const std::string& path,
+                                                                    const Env& env) const {
+  return Make(processors_, config, path, env);
+}
+Result<std::unique_ptr<Output>> ComponentRegistry::MakeOutput(const v1::Output& config,
+                                                              const Env& env) const {
+  return Make(outputs_, config, "output", env);
+}
+
+std::optional<std::string> MemoryCheckpoints::Load(const std::string& key) {
+  std::lock_guard lock(mu_);
+  for (const auto& [k, v] : values_) {
+    if (k == key) return v;
+  }
+  return std::nullopt;
+}
+
+void MemoryCheckpoints::Save(const std::string& key, const std::string& value) {
+  std::lock_guard lock(mu_);
+  for (auto& [k, v] : values_) {
+    if (k == key) {
+      v = value;
+      return;
+    }
+  }
+  values_.emplace_back(key, value);
+}
+
+std::string FileCheckpoints::PathOf(const std::string& key) const {
+  // Keys are arbitrary text (a path): hex-encode them into a file name.
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string name;
+  for (unsigned char c : key) {
+    name += kHex[c >> 4];
+    name += kHex[c & 15];
+  }
+  if (name.size() > 200) name = name.substr(0, 100) + "-" + std::to_string(std::hash<std::string>{}(key));
+  return dir_ + "/" + name;
+}
+
+std::optional<std::string> FileCheckpoints::Load(const std::string& key) {
+  std::lock_guard lock(mu_);
+  std::ifstream in(PathOf(key), std::ios::binary);
+  if (!in) return std::nullopt;
+  std::string value((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return value;
+}
+
+void FileCheckpoints::Save(const std::string& key, const std::string& value) {
+  std::lock_guard lock(mu_);
+  std::error_code ec;
+  std::filesystem::create_directories(dir_, ec);
+  const std::string path = PathOf(key);
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << value;
+    if (!out) return;
+  }
+  std::filesystem::rename(tmp, path, ec);
+}
+
+Result<std::string> ResolvePath(const std::string& field, const std::string& path,
+                                const Env& env) {
+  namespace fs = std::filesystem;
+  if (path.empty()) return Error::InvalidArgument(field + ": must not be empty");
+  if (path.find('\0') != std::string::npos) {
+    return Error::InvalidArgument(field + ": must not contain a NUL character");
+  }
+  fs::path normal = fs::path(path).lexically_normal();
+  if (normal.filename().empty() || normal.filename() == "." || normal.filename() == "..") {
+    return Error::InvalidArgument(field + ": \"" + path + "\" does not name a file");
+  }
+  if (normal.is_absolute()) return normal.string();
+  if (*normal.begin() == "..") {
+    return Error::InvalidArgument(field + ": \"" + path + "\" leaves the data directory ('..')");
+  }
+  if (env.data_dir.empty()) return normal.string();
+  return (fs::path(env.data_dir) / normal).string();
+}
+
+}  // namespace cairn::edge::runtime
