@@ -2,6 +2,7 @@
 
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -275,6 +276,31 @@ TEST_F(LogShipperTest, ItsThreadTicksByItself) {
   shipper->Add(v1::LogLine::ERROR, "", "soon");
   EXPECT_TRUE(testutil::WaitUntil([&] { return broker_->Published().size() == 1; }));
   shipper->Stop();
+}
+
+TEST_F(LogShipperTest, AccountsForEveryLineAddedFromManyThreads) {
+  options_.tick_period = 1ms;
+  options_.line_burst = 500;
+  options_.lines_per_second = 0.001;
+  auto shipper = Make();
+  shipper->Start();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 250; ++i) {
+        shipper->Add(v1::LogLine::WARN, "", "t" + std::to_string(t) + " " + std::to_string(i));
+        if (i % 50 == 0) clock_.Advance(1s);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  shipper->Stop();
+  const auto st = shipper->stats();
+  EXPECT_EQ(st.lines_accepted + st.dropped_rate, 1000u);
+  uint64_t sent_lines = 0;
+  for (const auto& b : Sent()) sent_lines += static_cast<uint64_t>(b.lines_size());
+  EXPECT_EQ(sent_lines + st.buffered_lines, st.lines_accepted);
+  EXPECT_EQ(sent_lines, st.lines_sent);
 }
 
 TEST(PipelineOfLogText, NamesThePipelineOnlyForAValidName) {
