@@ -114,6 +114,8 @@ void LogShipper::Add(v1::LogLine::Level level, std::string_view pipeline, std::s
                      int64_t timestamp_ms) {
   if (tl_publishing == this) return;
   const int64_t now = clock_.NowMs();
+  bool accepted = false;
+  bool wake = false;  // the shipper's thread may be idle: there is news
   {
     std::lock_guard lock(mu_);
     const int64_t elapsed = now - tokens_at_ms_;
@@ -121,35 +123,46 @@ void LogShipper::Add(v1::LogLine::Level level, std::string_view pipeline, std::s
       tokens_ = std::min(options_.line_burst, tokens_ + options_.lines_per_second * static_cast<double>(elapsed) / 1000.0);
     }
     tokens_at_ms_ = now;  // a clock that stepped back only restarts the refill
-    if (tokens_ < 1.0) {
+    if (tokens_ >= 1.0) {
+      tokens_ -= 1.0;
+      accepted = true;
+    } else {
       ++stats_.dropped_rate;
+      ++dropped_total_;
+      wake = dropped_unreported_++ == 0 && pending_.empty();
+    }
+  }
+  if (accepted) {
+    // Built outside the mutex.
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.remove_suffix(1);
+    v1::LogLine line;
+    line.set_timestamp_ms(timestamp_ms != 0 ? timestamp_ms : now);
+    line.set_level(level);
+    line.set_pipeline(LogLineText(pipeline, 63, nullptr));
+    bool truncated = false;
+    line.set_text(LogLineText(text, options_.max_line_bytes, &truncated));
+    line.set_truncated(truncated);
+    const size_t bytes = LineBytes(line);
+
+    std::lock_guard lock(mu_);
+    wake = pending_.empty();
+    pending_.push_back(std::move(line));
+    pending_bytes_ += bytes;
+    ++stats_.lines_accepted;
+    while (pending_bytes_ > options_.max_buffered_bytes && pending_.size() > 1) {
+      pending_bytes_ -= LineBytes(pending_.front());
+      pending_.pop_front();
+      ++stats_.dropped_buffer;
       ++dropped_unreported_;
       ++dropped_total_;
-      return;
     }
-    tokens_ -= 1.0;
   }
-  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.remove_suffix(1);
-  v1::LogLine line;
-  line.set_timestamp_ms(timestamp_ms != 0 ? timestamp_ms : now);
-  line.set_level(level);
-  bool ignored = false;
-  line.set_pipeline(LogLineText(pipeline, 63, &ignored));
-  bool truncated = false;
-  line.set_text(LogLineText(text, options_.max_line_bytes, &truncated));
-  line.set_truncated(truncated);
-  const size_t bytes = LineBytes(line);
-
-  std::lock_guard lock(mu_);
-  pending_.push_back(std::move(line));
-  pending_bytes_ += bytes;
-  ++stats_.lines_accepted;
-  while (pending_bytes_ > options_.max_buffered_bytes && pending_.size() > 1) {
-    pending_bytes_ -= LineBytes(pending_.front());
-    pending_.pop_front();
-    ++stats_.dropped_buffer;
-    ++dropped_unreported_;
-    ++dropped_total_;
+  if (wake) {
+    {
+      std::lock_guard lock(thread_mu_);
+      wake_ = true;
+    }
+    thread_cv_.notify_all();
   }
 }
 
@@ -232,8 +245,16 @@ void LogShipper::Start() {
   thread_ = std::thread([this] {
     std::unique_lock lock(thread_mu_);
     while (!stopping_) {
-      thread_cv_.wait_for(lock, options_.tick_period, [this] { return stopping_; });
+      // Idle (nothing waiting) it sleeps until Add has news; else it ticks.
+      bool busy;
+      {
+        std::lock_guard state(mu_);
+        busy = !pending_.empty() || dropped_unreported_ > 0;
+      }
+      thread_cv_.wait_for(lock, busy ? options_.tick_period : options_.idle_period,
+                          [this] { return stopping_ || wake_; });
       if (stopping_) break;
+      wake_ = false;
       lock.unlock();
       Tick();
       lock.lock();

@@ -269,8 +269,9 @@ TEST_F(LogShipperTest, StopSendsWhatIsWaitingAtOnce) {
   EXPECT_EQ(sent[0].lines(0).text(), "last words");
 }
 
-TEST_F(LogShipperTest, ItsThreadTicksByItself) {
+TEST_F(LogShipperTest, ItsIdleThreadWakesForANewLine) {
   options_.tick_period = 10ms;
+  options_.idle_period = 1h;  // asleep until Add has news
   auto shipper = Make();
   shipper->Start();
   shipper->Add(v1::LogLine::ERROR, "", "soon");

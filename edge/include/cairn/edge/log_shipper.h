@@ -25,8 +25,9 @@
 // shipped, and a failed publish is only counted (stats()).
 //
 // Thread-safety: Add and stats are thread-safe and never block on the
-// network (a short mutex only). Tick runs on one thread at a time (the
-// shipper's own, after Start); it publishes outside the mutex.
+// network (short mutexes only; lock order: thread mutex, then state mutex,
+// and Add never holds both). Tick runs on one thread at a time (the
+// shipper's own, after Start); it publishes outside the mutexes.
 #pragma once
 
 #include <chrono>
@@ -61,8 +62,11 @@ struct LogShipperOptions {
   size_t max_batch_bytes = 64 * 1024;
   size_t max_buffered_bytes = 256 * 1024;
   std::chrono::milliseconds min_interval{1000};
-  // How often the shipper's own thread (Start) calls Tick.
+  // How often the shipper's own thread (Start) calls Tick while lines or
+  // drops wait; with nothing waiting it sleeps until Add has news (at most
+  // idle_period), so an idle node does not wake up for its logs.
   std::chrono::milliseconds tick_period{200};
+  std::chrono::milliseconds idle_period{60000};
 };
 
 // Sends one NodeLogs message. Returns an error when it could not be sent
@@ -127,6 +131,7 @@ class LogShipper {
   std::mutex thread_mu_;
   std::condition_variable thread_cv_;
   bool stopping_ = false;
+  bool wake_ = false;
   std::thread thread_;
 };
 
