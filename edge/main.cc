@@ -1,6 +1,8 @@
 // cairn-edge: the node daemon.
 //   cairn-edge bootstrap [--bootstrap-token-file FILE] [--name NAME] [--label k=v]... [--data-dir DIR]
 //   cairn-edge run [--data-dir DIR] [--bootstrap-token-file FILE] [--health-interval 10s]
+// Both lock the data dir for the life of the process (data_dir_lock.h): a
+// second process on the same dir is refused, naming the first one's pid.
 // The bootstrap token comes preferably from a file or CAIRN_EDGE_BOOTSTRAP_TOKEN
 // (see bootstrap_token.h); --token / --bootstrap-token still work but warn.
 // `cairn-edge run` bootstraps first when the data dir holds no identity.
@@ -17,8 +19,10 @@
 #include "cairn/edge/agent.h"
 #include "cairn/edge/bootstrap_token.h"
 #include "cairn/edge/certificate.h"
+#include "cairn/edge/data_dir_lock.h"
 #include "cairn/edge/identity.h"
 #include "cairn/edge/identity_watch.h"
+#include "cairn/edge/log_shipper.h"
 #include "cairn/edge/renewer.h"
 
 namespace {
@@ -36,6 +40,8 @@ struct Config {
   std::map<std::string, std::string> labels;
   std::chrono::milliseconds health_interval{10000};
   int64_t cert_renew_percent = edge::kDefaultRenewPercent;
+  std::string ship_log_level = "warn";
+  int64_t ship_log_rate = 20;
   LogConfig log;
 
   void Bind(ConfigSchema& s) {
@@ -49,6 +55,12 @@ struct Config {
     s.Duration("health-interval", &health_interval, "health report interval (default 10s)");
     s.Int("cert-renew-percent", &cert_renew_percent,
           "renew the node certificate when this share of its life has passed (default 67; 0 = at once, for tests)");
+    s.String("ship-log-level", &ship_log_level,
+             "the node's own log lines at this level or above go to cairn/v1/ws/{ws}/nodes/{node}/logs "
+             "(cairnctl node logs NODE): warn (default), error, info or off");
+    s.Int("ship-log-rate", &ship_log_rate,
+          "at most this many shipped log lines per second, in bursts of ten times as many; "
+          "the rest are dropped and counted (default 20)");
     log.Bind(s);
   }
 };
@@ -63,6 +75,12 @@ constexpr char kUsage[] =
     "environment (CAIRN_EDGE_BOOTSTRAP_TOKEN=TOKEN). --token TOKEN / --bootstrap-token TOKEN still\n"
     "work but print a warning: the command line is visible to every user of the machine (ps).\n"
     "`run` bootstraps first when the data dir holds no identity.\n"
+    "\n"
+    "One process per data dir: a second `run` or `bootstrap` on a data dir in use is refused\n"
+    "(naming the pid that holds it). `run` with a token, --name or --label on a data dir that\n"
+    "already holds an identity runs as that identity and says so (a warning when they differ).\n"
+    "Warnings and errors also go, rate-limited and batched, to the node's logs topic\n"
+    "(cairnctl node logs NODE -f; see --ship-log-level, --ship-log-rate).\n"
     "\n"
     "Exit codes: 0 stopped by a signal; 1 bad configuration or failed start;\n"
     "78 the identity is no longer usable (certificate revoked or expired): bootstrap again\n"
@@ -133,10 +151,62 @@ int WaitForSignalOrVerdict(std::chrono::milliseconds d, const edge::IdentityWatc
   }
 }
 
+// The one place the node's log batches leave: straight to the MQTT client
+// today (fails at once while offline; the shipper keeps the lines). The
+// on-disk queue takes its place here.
+Status PublishNodeLogs(MqttClient& mqtt, const MqttMessage& batch) { return mqtt.Publish(batch); }
+
+// The node's own log lines on their way to its logs topic (log_shipper.h),
+// from construction until Stop() or the end of the scope.
+class NodeLogShipping {
+ public:
+  NodeLogShipping(const Config& cfg, const edge::Identity& id, MqttClient& mqtt, const Clock& clock) {
+    if (cfg.ship_log_level == "off") return;
+    edge::LogShipperOptions o;
+    o.workspace = id.workspace;
+    o.node = id.node;
+    o.lines_per_second = static_cast<double>(cfg.ship_log_rate);
+    o.line_burst = 10.0 * static_cast<double>(cfg.ship_log_rate);
+    shipper_ = std::make_unique<edge::LogShipper>(
+        o, [&mqtt](const MqttMessage& m) { return PublishNodeLogs(mqtt, m); }, clock);
+    sink_ = std::make_shared<edge::LogShipperSink>(shipper_.get());
+    sink_->set_level(spdlog::level::from_str(cfg.ship_log_level));
+    // Before any thread of the node logs (pipelines start after this).
+    spdlog::default_logger()->sinks().push_back(sink_);
+    shipper_->Start();
+  }
+  ~NodeLogShipping() { Stop(); }
+  NodeLogShipping(const NodeLogShipping&) = delete;
+  NodeLogShipping& operator=(const NodeLogShipping&) = delete;
+
+  // Detaches from spdlog and sends what is waiting (once). Idempotent.
+  void Stop() {
+    if (sink_) sink_->Detach();
+    if (shipper_) shipper_->Stop();
+  }
+
+ private:
+  std::unique_ptr<edge::LogShipper> shipper_;
+  std::shared_ptr<edge::LogShipperSink> sink_;
+};
+
+Status CheckShipLogConfig(const Config& cfg) {
+  const std::string& l = cfg.ship_log_level;
+  if (l != "off" && l != "error" && l != "warn" && l != "info") {
+    return Error::InvalidArgument("ship-log-level must be warn, error, info or off, not \"" + l + "\"");
+  }
+  if (cfg.ship_log_rate < 1 || cfg.ship_log_rate > 1000) {
+    return Error::InvalidArgument("ship-log-rate must be 1..1000 lines per second");
+  }
+  return OkStatus();
+}
+
 int Run(const Config& cfg, const std::string& token) {
   if (cfg.health_interval < std::chrono::milliseconds(100)) return Fail("health-interval must be at least 100ms");
   if (cfg.cert_renew_percent < 0 || cfg.cert_renew_percent > 99) return Fail("cert-renew-percent must be 0..99");
-  if (!edge::HasIdentity(cfg.data_dir)) {
+  if (auto st = CheckShipLogConfig(cfg); !st.ok()) return Fail(st.error().message);
+  const bool had_identity = edge::HasIdentity(cfg.data_dir);
+  if (!had_identity) {
     if (token.empty()) {
       return Fail("no identity in " + cfg.data_dir +
                   "; bootstrap first (cairn-edge bootstrap --bootstrap-token-file FILE --data-dir " + cfg.data_dir +
@@ -150,6 +220,14 @@ int Run(const Config& cfg, const std::string& token) {
   if (!recovered->empty()) spdlog::warn("{}", *recovered);
   auto id = edge::LoadIdentity(cfg.data_dir);
   if (!id.ok()) return Fail(id.error().message);
+  if (had_identity) {
+    // A token, name or labels only matter to a bootstrap: say that they are
+    // not used, and warn when they ask for another node than this one.
+    auto notice = edge::IdentityRequestNotice({cfg.data_dir, id->workspace, id->node, id->labels},
+                                              {!token.empty(), cfg.name, cfg.labels});
+    if (notice && notice->warning) spdlog::warn("{}", notice->message);
+    if (notice && !notice->warning) spdlog::info("{}", notice->message);
+  }
   if (auto st = edge::CheckPrivateKeyMode(id->key_file()); !st.ok()) return Fail(st.error().message);
   for (const auto& f : edge::TightenIdentityFiles(*id)) spdlog::info("{}: made accessible to its owner only", f);
   auto cert_pem = ReadFile(id->cert_file());
@@ -190,6 +268,7 @@ int Run(const Config& cfg, const std::string& token) {
   will.content_type = "cairn.v1.NodeStatus";
   mo.will = will;
   auto mqtt = MakePahoMqttClient(mo);
+  NodeLogShipping log_shipping(cfg, *id, *mqtt, clock);
 
   edge::AgentOptions ao;
   ao.health_interval = cfg.health_interval;
@@ -251,6 +330,7 @@ int Run(const Config& cfg, const std::string& token) {
   int sig = 0;
   while (sig == 0 && !watch.verdict()) sig = WaitForSignalOrVerdict(std::chrono::seconds(1), watch);
   renewer.Stop();
+  log_shipping.Stop();  // while the agent's connection is still up
   agent.Stop();
   if (sig == 0) return IdentityFinished(cfg, *watch.verdict());
   spdlog::info("cairn-edge stopping (signal {})", sig);
@@ -276,6 +356,10 @@ int main(int argc, char** argv) {
   if (!rest->empty()) return Fail("unexpected argument \"" + rest->front() + "\"");
   if (auto st = cfg.log.Init("edge"); !st.ok()) return Fail(st.error().message);
 
+  if (cmd != "bootstrap" && cmd != "run") return Fail("unknown command \"" + cmd + "\" (bootstrap, run)");
+  // Held until the process ends, however it ends.
+  auto lock = edge::AcquireDataDirLock(cfg.data_dir);
+  if (!lock.ok()) return Fail(lock.error().message);
   auto token = BootstrapToken(cfg, args);
   if (!token.ok()) return Fail(token.error().message);
   if (cmd == "bootstrap") {
@@ -288,6 +372,5 @@ int main(int argc, char** argv) {
                 cfg.data_dir.c_str());
     return 0;
   }
-  if (cmd == "run") return Run(cfg, *token);
-  return Fail("unknown command \"" + cmd + "\" (bootstrap, run)");
+  return Run(cfg, *token);
 }

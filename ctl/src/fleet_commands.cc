@@ -14,6 +14,7 @@
 #include "cairn/ctl/command_line.h"
 #include "cairn/ctl/format.h"
 #include "cairn/v1/events.pb.h"
+#include "cairn/v1/node.pb.h"
 #include "cairn/v1/rpc.pb.h"
 #include "session.h"
 
@@ -50,6 +51,44 @@ const char* EventTypeName(v1::WorkspaceEvent::Type t) {
     case v1::WorkspaceEvent::PIPELINE_DELETED: return "pipeline-deleted";
     default: return "unknown";
   }
+}
+
+const char* LogLevelName(v1::LogLine::Level level) {
+  switch (level) {
+    case v1::LogLine::DEBUG: return "DEBUG";
+    case v1::LogLine::INFO: return "INFO ";
+    case v1::LogLine::WARN: return "WARN ";
+    case v1::LogLine::ERROR: return "ERROR";
+    default: return "?    ";
+  }
+}
+
+// "2026-12-02T08:32:36.658Z" (UTC).
+std::string UtcMillis(int64_t ms) {
+  std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[40];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+  char out[48];
+  std::snprintf(out, sizeof(out), "%s.%03dZ", buf, static_cast<int>(ms % 1000));
+  return out;
+}
+
+// One batch of a node's log as text: a line per log line, then what the
+// node dropped. Everything the node wrote goes through Printable().
+std::string FormatNodeLogs(const v1::NodeLogs& logs) {
+  std::string s;
+  for (const auto& l : logs.lines()) {
+    s += UtcMillis(l.timestamp_ms()) + "  " + LogLevelName(l.level()) + "  " +
+         (l.pipeline().empty() ? std::string("node") : "pipeline/" + Printable(l.pipeline())) + "  " +
+         Printable(l.text()) + (l.truncated() ? " [cut]" : "") + "\n";
+  }
+  if (logs.dropped() > 0) {
+    s += "-- the node dropped " + std::to_string(logs.dropped()) + " line(s) here (rate limit or full buffer; " +
+         std::to_string(logs.dropped_total()) + " since it started)\n";
+  }
+  return s;
 }
 
 }  // namespace
@@ -251,8 +290,67 @@ Status Ctl::NodeCmd(const std::string& verb, const Args& a) {
     out_ << "node " << Printable(a.pos[0]) << " revoked\n";
     return OkStatus();
   }
+  if (verb == "logs") {
+    // The node's own log lines, live. They are not retained: without -f, what
+    // arrives within --timeout is printed.
+    constexpr char kUsage[] = "node logs NAME [-f] [--timeout DURATION]";
+    bool follow = a.Bool("follow");
+    std::vector<std::string> pos = a.pos;
+    // Until the command line knows `-f` without a value here, `node logs -f
+    // NAME` arrives as -f=NAME.
+    if (a.HasFlag("f")) {
+      follow = true;
+      if (pos.empty()) pos.push_back(a.Flag("f"));
+    }
+    if (pos.size() != 1) return Error::InvalidArgument(std::string("usage: cairnctl ") + kUsage);
+    const std::string& node = pos[0];
+    if (auto st = topics::ValidateName("node", node); !st.ok()) return st.error();
+    if (auto st = client_->Subscribe(topics::NodeLogs(*ws, node), 1); !st.ok()) return st;
+    const auto wait = cl_.timeout;
+    if (follow) {
+      err_ << "following the log of node " << Printable(node) << " (Ctrl-C stops)" << std::endl;
+    } else {
+      err_ << "log lines of node " << Printable(node) << " for " << wait.count() / 1000.0
+           << "s (logs are not retained; -f follows)" << std::endl;
+    }
+    const auto deadline = std::chrono::steady_clock::now() + wait;
+    uint64_t batches = 0;
+    for (;;) {
+      MqttMessage m;
+      {
+        std::unique_lock lock(events_mu_);
+        if (follow) {
+          events_cv_.wait(lock, [this] { return !events_.empty(); });
+        } else if (!events_cv_.wait_until(lock, deadline, [this] { return !events_.empty(); })) {
+          break;
+        }
+        m = std::move(events_.front());
+        events_.pop_front();
+      }
+      v1::NodeLogs logs;
+      if (!logs.ParseFromString(m.payload)) {
+        err_ << "cairnctl: undecodable log batch on " << Printable(m.topic) << "\n";
+        continue;
+      }
+      ++batches;
+      if (Json()) {
+        std::string s;
+        (void)google::protobuf::util::MessageToJsonString(logs, &s);
+        out_ << s << std::endl;
+      } else {
+        out_ << FormatNodeLogs(logs) << std::flush;
+      }
+    }
+    if (batches == 0) {
+      err_ << "no log lines from node " << Printable(node) << " within " << wait.count() / 1000.0
+           << "s (a node sends its warnings and errors as they happen; follow them with `cairnctl node logs "
+           << Printable(node) << " -f`)\n";
+    }
+    return OkStatus();
+  }
   return Error::InvalidArgument("unknown command: node " + verb);
 }
+
 
 Status Ctl::PipelineCmd(const std::string& verb, const Args& a) {
   int64_t now = SystemClock::Instance().NowMs();

@@ -22,6 +22,9 @@ constexpr char kUsage[] = R"HELP(usage: cairnctl [-w WORKSPACE] [-o table|json] 
   token list | revoke ID
   node list [-l SELECTOR] | get NAME | revoke NAME
   node label NAME k=v... [k-]...        (k- removes label k)
+  node logs NAME [-f]                   the node's warnings, errors and pipeline log lines, live:
+                                        -f follows; without it, what arrives within --timeout
+                                        (not retained; the node sends at most one batch a second)
   pipeline apply -f FILE [--dry-run]
   pipeline list | get NAME | delete NAME | status NAME
   events [--count N]                    follow the workspace's events (Ctrl-C stops)
