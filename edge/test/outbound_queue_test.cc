@@ -1,14 +1,18 @@
 #include "cairn/edge/outbound_queue.h"
 
 #include <gtest/gtest.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <mutex>
 
+#include "cairn/common/topics.h"
+#include "cairn/edge/agent.h"
 #include "cairn/edge/queue_drainer.h"
 #include "cairn/edge/record_batch.h"
+#include "fake_mqtt_client.h"
 #include "test_util.h"
 
 namespace cairn::edge {
@@ -389,6 +393,91 @@ TEST_F(DrainerTest, KeepsTheWindowWhenAPublishFailsAndSendsItAgain) {
   d.Stop();
   EXPECT_EQ(SentSeqs(), (std::vector<uint64_t>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}));
   EXPECT_EQ(d.Stats().failures, 2u);
+}
+
+// The agent's mqtt output path: records go through the queue and the drainer.
+TEST(AgentOutboundQueue, SendsSequencedBatchesAndHoldsRecordsWhileTheLinkIsDownWithoutGaps) {
+  std::string tmpl = (fs::temp_directory_path() / "cairn-agent-queue-test-XXXXXX").string();
+  ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+  const std::string dir = tmpl;
+  auto broker = std::make_shared<testing::FakeBroker>();
+  testing::FakeMqttClient node(broker, "node-n1", "node:ws:n1");
+  testing::FakeMqttClient scheduler(broker, "scheduler", "svc:scheduler");
+  Identity id;
+  id.data_dir = dir;
+  id.workspace = "ws";
+  id.node = "n1";
+  id.broker_url = "ssl://x:1";
+  AgentOptions opts;
+  opts.health_interval = std::chrono::hours(1);
+  auto agent = std::make_unique<Agent>(id, opts, node, SystemClock::Instance());
+  node.SetMessageHandler([&](const MqttMessage& m) { agent->OnMessage(m); });
+  ASSERT_TRUE(node.Connect().ok());
+  ASSERT_TRUE(scheduler.Connect().ok());
+  ASSERT_TRUE(agent->Start().ok());
+
+  v1::PipelineConfig c;
+  c.set_name("beats");
+  c.set_workspace("ws");
+  c.set_version(1);
+  c.set_digest("d1");
+  c.mutable_spec()->mutable_input()->mutable_generate()->set_interval_ms(10);
+  c.mutable_spec()->mutable_input()->mutable_generate()->set_message("beat");
+  c.mutable_spec()->mutable_output()->mutable_mqtt()->set_stream("beats");
+  c.mutable_spec()->mutable_output()->mutable_mqtt()->set_qos(1);
+  v1::DesiredState d;
+  d.set_generation(1);
+  auto* ref = d.add_pipelines();
+  ref->set_name("beats");
+  ref->set_version(1);
+  ref->set_digest("d1");
+  auto publish_retained = [&](const std::string& topic, const std::string& payload) {
+    MqttMessage m;
+    m.topic = topic;
+    m.payload = payload;
+    m.retained = true;
+    ASSERT_TRUE(scheduler.Publish(m).ok());
+  };
+  publish_retained(topics::PipelineConfig("ws", "beats", 1), c.SerializeAsString());
+  publish_retained(topics::NodeDesired("ws", "n1"), d.SerializeAsString());
+
+  const std::string data_topic = topics::Data("ws", "beats");
+  auto data = [&] {
+    std::vector<MqttMessage> out;
+    for (auto& m : broker->Published()) {
+      if (m.topic == data_topic) out.push_back(m);
+    }
+    return out;
+  };
+  ASSERT_TRUE(testutil::WaitUntil([&] { return !data().empty(); }));
+
+  node.SetConnected(false);
+  ASSERT_TRUE(testutil::WaitUntil([&] { return agent->Health().buffered_messages() >= 30; }));
+  const size_t sent_while_down = data().size();
+  node.SetConnected(true);
+  ASSERT_TRUE(testutil::WaitUntil([&] { return data().size() > sent_while_down; }));
+  ASSERT_TRUE(testutil::WaitUntil([&] { return agent->Health().buffered_messages() < 30; }));
+  agent->Stop();
+  agent.reset();
+
+  uint64_t expect = 1;
+  for (const auto& m : data()) {
+    EXPECT_EQ(m.content_type, kRecordBatchContentType);
+    EXPECT_EQ(m.qos, 1);
+    EXPECT_EQ(m.UserProperty("cairn-node"), "n1");
+    EXPECT_EQ(m.UserProperty("cairn-seq"), std::to_string(expect));
+    auto batch = DecodeBatch(m.payload);
+    ASSERT_TRUE(batch.ok()) << batch.error().message;
+    EXPECT_EQ(m.UserProperty("cairn-count"), std::to_string(batch->size()));
+    for (const auto& e : *batch) {
+      ASSERT_EQ(e.seq, expect) << "a gap or a duplicate";
+      EXPECT_EQ(e.record, "beat");
+      ++expect;
+    }
+  }
+  EXPECT_GT(expect, 30u);
+  std::error_code ec;
+  fs::remove_all(dir, ec);
 }
 
 }  // namespace
