@@ -93,6 +93,11 @@ struct Figures {
 };
 
 void Print(const char* name, const Figures& f) {
+  if (f.write_rps == 0) {  // drain only
+    std::printf("%-22s write         -                          | drain %9.0f rec/s %6.1f us-cpu/rec | RSS +%6ld KiB %s\n",
+                name, f.drain_rps, f.drain_us_cpu, f.rss_growth_kib, f.note.c_str());
+    return;
+  }
   std::printf("%-22s write %9.0f rec/s %6.1f us-cpu/rec | drain %9.0f rec/s %6.1f us-cpu/rec | RSS +%6ld KiB %s\n",
               name, f.write_rps, f.write_us_cpu, f.drain_rps, f.drain_us_cpu, f.rss_growth_kib, f.note.c_str());
   std::fflush(stdout);
