@@ -1,7 +1,10 @@
 #include "cairn/edge/outbound_queue.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -225,6 +228,36 @@ TEST_F(OutboundQueueTest, DropsTheOldestRecordsWhenFullAndCountsThem) {
   q = Open(127 * 10, 127 * 4);
   EXPECT_EQ(q->Stats().depth, 10u);
   EXPECT_EQ(PeekPayloads(*q).front().substr(0, 2), "16");
+}
+
+TEST_F(OutboundQueueTest, LosesNoStoredRecordWhenTheWriterIsKilledMidStream) {
+  // A child appends until it is killed with SIGKILL; every record it was
+  // told was stored must come back, whole and in order.
+  auto* stored = static_cast<std::atomic<uint64_t>*>(
+      ::mmap(nullptr, sizeof(std::atomic<uint64_t>), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+  ASSERT_NE(stored, MAP_FAILED);
+  new (stored) std::atomic<uint64_t>(0);
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    auto q = Open(64 << 20, 64 << 10);
+    for (uint64_t i = 1;; ++i) {
+      if (!q || !q->Append(Kind::kStreamRecord, "t/a", "", "record " + std::to_string(i)).ok()) ::_exit(1);
+      stored->store(i);
+    }
+  }
+  ASSERT_TRUE(testutil::WaitUntil([&] { return stored->load() >= 20000; }, std::chrono::seconds(30)));
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, nullptr, 0);
+  const uint64_t confirmed = stored->load();
+  ::munmap(stored, sizeof(std::atomic<uint64_t>));
+
+  auto q = Open(64 << 20, 64 << 10);
+  auto p = PeekPayloads(*q, 1 << 30);
+  ASSERT_GE(p.size(), confirmed);
+  ASSERT_LE(p.size(), confirmed + 1);  // one more may have been written before the counter moved
+  for (size_t i = 0; i < p.size(); ++i) ASSERT_EQ(p[i], "record " + std::to_string(i + 1));
+  EXPECT_EQ(q->Stats().next_seq, p.size() + 1);
 }
 
 TEST_F(OutboundQueueTest, RefusesARecordLargerThanTheWholeQueue) {
