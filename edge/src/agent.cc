@@ -34,8 +34,9 @@ Agent::Agent(Identity identity, AgentOptions options, MqttClient& mqtt, Clock& c
   }
   DrainerOptions dopt;
   dopt.node = id_.node;
-  // Publish returns once Paho has taken the message (see the report on
-  // PUBACK confirmation); the drainer calls it only from its own thread.
+  // The drainer calls Publish only from its own thread. Publish returns once
+  // Paho has taken the message, not on PUBACK (docs/design/edge-queue.md,
+  // open points).
   drainer_ = std::make_unique<QueueDrainer>(
       *queue_, [this](const MqttMessage& m) { return mqtt_.Publish(m); },
       [this] { return mqtt_.IsConnected(); }, dopt);
