@@ -168,7 +168,10 @@ void QueueDrainer::Run() {
       }
       {
         std::lock_guard lock(mu_);
-        if (stop_) return;
+        if (stop_) {
+          failed = true;  // the window stays queued
+          break;
+        }
       }
       (void)bucket_.TryTake(now_ms());
       if (auto st = publish_(m.message); !st.ok()) {
@@ -183,6 +186,10 @@ void QueueDrainer::Run() {
       stats_.records_sent += m.records;
     }
     if (failed) {
+      {
+        std::lock_guard lock(mu_);
+        if (stop_) break;
+      }
       // Nothing of the window is acked: it is sent again (duplicates of the
       // messages that did arrive are possible, losses are not).
       if (!Pause(options_.retry_delay)) break;
