@@ -192,6 +192,33 @@ TEST_F(OutboundQueueTest, NeverServesARecordWhoseBytesWereDamaged) {
   EXPECT_EQ(q->Stats().depth, 1u);
 }
 
+TEST_F(OutboundQueueTest, SkipsTheDamagedRestOfAnOlderSegmentAndCountsWhatWasLost) {
+  {
+    auto q = Open();
+    for (int i = 1; i <= 300; ++i) Append(*q, "record " + std::to_string(i));
+  }
+  auto segs = Segments();
+  ASSERT_GE(segs.size(), 3u);
+  const uint64_t second_first = std::stoull(segs[1].stem().string());
+  {
+    std::fstream f(segs[0], std::ios::in | std::ios::out | std::ios::binary);
+    std::string data((std::istreambuf_iterator<char>(f)), {});
+    auto pos = data.find("record 10");
+    ASSERT_NE(pos, std::string::npos);
+    f.seekp(static_cast<std::streamoff>(pos));
+    f.put('R');
+  }
+  auto q = Open();
+  auto p = PeekPayloads(*q);
+  ASSERT_EQ(p.size(), 9u + (300 - second_first + 1));
+  EXPECT_EQ(p[8], "record 9");
+  EXPECT_EQ(p[9], "record " + std::to_string(second_first));  // resumes with the next segment
+  EXPECT_EQ(p.back(), "record 300");
+  EXPECT_EQ(q->Stats().corrupt, second_first - 10);
+  EXPECT_EQ(q->Stats().depth, p.size());
+  EXPECT_EQ(Append(*q, "record 301"), 301u);
+}
+
 TEST_F(OutboundQueueTest, DiscardsGarbageAppendedAfterTheLastRecord) {
   {
     auto q = Open();
