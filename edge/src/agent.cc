@@ -18,7 +18,30 @@ Agent::Agent(Identity identity, AgentOptions options, MqttClient& mqtt, Clock& c
       options_(std::move(options)),
       mqtt_(mqtt),
       clock_(clock),
-      started_ms_(clock.NowMs()) {}
+      started_ms_(clock.NowMs()) {
+  SegmentedLogOptions qo;
+  qo.dir = id_.data_dir + "/queue";
+  qo.max_bytes = options_.queue_max_bytes;
+  auto queue = OpenSegmentedLogQueue(qo);
+  if (!queue.ok()) {
+    spdlog::error("outbound queue unusable, records go straight to MQTT: {}", queue.error().message);
+    return;
+  }
+  queue_ = std::move(*queue);
+  QueueStats qs = queue_->Stats();
+  if (qs.depth > 0 || qs.corrupt > 0) {
+    spdlog::info("outbound queue: {} records waiting, {} lost to corruption", qs.depth, qs.corrupt);
+  }
+  DrainerOptions dopt;
+  dopt.node = id_.node;
+  // The drainer calls Publish only from its own thread. Publish returns once
+  // Paho has taken the message, not on PUBACK (docs/design/edge-queue.md,
+  // open points).
+  drainer_ = std::make_unique<QueueDrainer>(
+      *queue_, [this](const MqttMessage& m) { return mqtt_.Publish(m); },
+      [this] { return mqtt_.IsConnected(); }, dopt);
+  drainer_->Start();
+}
 
 Agent::~Agent() {
   {
@@ -114,6 +137,7 @@ void Agent::Stop() {
   }
   loop_cv_.notify_all();
   if (health_thread_.joinable()) health_thread_.join();
+  if (drainer_) drainer_->Stop();  // what is left stays queued for the next start
   PublishStatus(false, "clean shutdown");
   mqtt_.Disconnect();
   std::lock_guard lock(mu_);
@@ -190,6 +214,7 @@ v1::NodeHealth Agent::Health() {
   }
   h.set_seq(++health_seq_);
   h.set_reconnects(reconnects_);
+  if (queue_) h.set_buffered_messages(queue_->Stats().depth);
   h.set_connected_since_ms(connected_since_ms_);
   h.set_applied_generation(applied_generation_);
   for (const auto& [name, r] : runners_) *h.add_pipelines() = r->Health();
@@ -354,6 +379,13 @@ void Agent::Reconcile() {
     ctx.labels = id_.labels;
     ctx.data_dir = id_.data_dir;
     ctx.publish = [this](const std::string& stream, const std::string& payload, int qos) -> Status {
+      if (queue_) {
+        // Sent at QoS 1 by the drainer, batched (record_batch.h).
+        auto seq = queue_->Append(QueuedRecord::Kind::kStreamRecord, topics::Data(id_.workspace, stream), "",
+                                  payload);
+        if (!seq.ok()) return seq.error();
+        return OkStatus();
+      }
       MqttMessage m;
       m.topic = topics::Data(id_.workspace, stream);
       m.payload = payload;

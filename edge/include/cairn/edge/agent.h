@@ -20,7 +20,9 @@
 #include "cairn/common/clock.h"
 #include "cairn/common/mqtt_client.h"
 #include "cairn/edge/identity.h"
+#include "cairn/edge/outbound_queue.h"
 #include "cairn/edge/pipeline_runtime.h"
+#include "cairn/edge/queue_drainer.h"
 #include "cairn/edge/system_stats.h"
 #include "cairn/v1/edge_cache.pb.h"
 #include "cairn/v1/node.pb.h"
@@ -32,6 +34,9 @@ struct AgentOptions {
   std::chrono::milliseconds health_interval{10000};
   std::string agent_version;
   uint64_t bd_seq = 0;  // this session's birth/death sequence
+  // Bound of the outbound queue (DATA_DIR/queue); the oldest records are
+  // dropped beyond it.
+  uint64_t queue_max_bytes = 64ull << 20;
 };
 
 class Agent {
@@ -99,6 +104,12 @@ class Agent {
   bool loop_stop_ = false;
   bool health_now_ = false;  // report at once (desired state was acted on)
   std::thread health_thread_;
+
+  // Store-and-forward for the mqtt output (docs/design/edge-queue.md): the
+  // pipelines append to queue_ (its own lock, never mu_), drainer_ sends.
+  // Null if the queue could not be opened (then records go straight to MQTT).
+  std::unique_ptr<OutboundQueue> queue_;
+  std::unique_ptr<QueueDrainer> drainer_;
 };
 
 }  // namespace cairn::edge
