@@ -42,6 +42,7 @@ struct Config {
   int64_t cert_renew_percent = edge::kDefaultRenewPercent;
   std::string ship_log_level = "warn";
   int64_t ship_log_rate = 20;
+  bool allow_exec = false;
   LogConfig log;
 
   void Bind(ConfigSchema& s) {
@@ -61,6 +62,8 @@ struct Config {
     s.Int("ship-log-rate", &ship_log_rate,
           "at most this many shipped log lines per second, in bursts of ten times as many; "
           "the rest are dropped and counted (default 20)");
+    s.Bool("allow-exec", &allow_exec,
+           "let pipelines run commands (exec inputs); a local choice of the node's owner, off by default");
     log.Bind(s);
   }
 };
@@ -274,6 +277,7 @@ int Run(const Config& cfg, const std::string& token) {
   ao.health_interval = cfg.health_interval;
   ao.agent_version = kVersion;
   ao.bd_seq = bd_seq;
+  ao.allow_exec = cfg.allow_exec;
   edge::Agent agent(*id, ao, *mqtt, clock);
   edge::IdentityWatch watch(*id, *cert, clock);
   RpcClient rpc(*mqtt);

@@ -11,7 +11,7 @@ namespace cairn::ctl {
 namespace {
 
 const std::set<std::string>& BoolFlags() {
-  static const std::set<std::string> k = {"force", "dry-run", "password-stdin"};
+  static const std::set<std::string> k = {"force", "dry-run", "password-stdin", "follow"};
   return k;
 }
 const std::set<std::string>& CommandFlags() {
@@ -41,6 +41,11 @@ Result<CommandLine> ParseCommandLine(const std::vector<std::string>& argv) {
     }
     if (w == "-h" || w == "--help" || (w == "help" && c.words.empty())) {
       c.help = true;
+      continue;
+    }
+    // `node logs NAME -f`: -f follows (elsewhere -f FILE names a file).
+    if (w == "-f" && c.words.size() >= 2 && (c.words[0] == "node" || c.words[0] == "nodes") && c.words[1] == "logs") {
+      c.bools.insert("follow");
       continue;
     }
     std::string key, value;

@@ -33,6 +33,17 @@ TEST(CtlCommandLine, StarWorkspaceIsKeptAsGiven) {
   EXPECT_EQ(c->words, (std::vector<std::string>{"role", "grant", "bob", "admin"}));
 }
 
+TEST(CtlCommandLine, DashFFollowsAfterNodeLogsAndNamesAFileElsewhere) {
+  auto logs = ParseCommandLine({"node", "logs", "n1", "-f"});
+  ASSERT_TRUE(logs.ok()) << logs.error().message;
+  EXPECT_TRUE(logs->Bool("follow"));
+  EXPECT_EQ(logs->words, (std::vector<std::string>{"node", "logs", "n1"}));
+  auto apply = ParseCommandLine({"pipeline", "apply", "-f", "p.yaml"});
+  ASSERT_TRUE(apply.ok());
+  EXPECT_FALSE(apply->Bool("follow"));
+  EXPECT_EQ(apply->words, (std::vector<std::string>{"pipeline", "apply"}));
+}
+
 TEST(CtlCommandLine, BoolFlagsTakeNoValue) {
   auto c = ParseCommandLine({"user", "passwd", "--password-stdin", "alice"});
   ASSERT_TRUE(c.ok());

@@ -5,6 +5,7 @@
 #include "cairn/common/files.h"
 #include "cairn/common/rpc.h"
 #include "cairn/common/topics.h"
+#include "cairn/edge/runtime/component.h"
 
 namespace cairn::edge {
 namespace {
@@ -18,7 +19,8 @@ Agent::Agent(Identity identity, AgentOptions options, MqttClient& mqtt, Clock& c
       options_(std::move(options)),
       mqtt_(mqtt),
       clock_(clock),
-      started_ms_(clock.NowMs()) {
+      started_ms_(clock.NowMs()),
+      current_labels_(id_.labels) {
   SegmentedLogOptions qo;
   qo.dir = id_.data_dir + "/queue";
   qo.max_bytes = options_.queue_max_bytes;
@@ -79,6 +81,10 @@ bool Agent::Restore() {
   std::lock_guard lock(mu_);
   desired_ = cache.desired();
   id_.labels = Labels(cache.desired().labels().begin(), cache.desired().labels().end());
+  {
+    std::lock_guard labels_lock(labels_mu_);
+    current_labels_ = id_.labels;
+  }
   for (auto& c : *cache.mutable_configs()) configs_[{c.name(), c.version()}] = std::move(c);
   saved_cache_ = *raw;
   spdlog::info("restored desired generation {} ({} pipelines) from {}", desired_->generation(),
@@ -157,6 +163,7 @@ void Agent::OnConnection(bool connected) {
   // again (same bd_seq: it is the same agent session).
   PublishStatus(true, "");
   PublishHealth();
+  if (drainer_) drainer_->Wake();  // send what was queued while the link was down
 }
 
 void Agent::PublishStatus(bool online, const std::string& reason) {
@@ -275,6 +282,10 @@ void Agent::OnMessage(const MqttMessage& m) {
       if (desired_ && !m.payload.empty() && d.generation() < desired_->generation()) return;  // older
       desired_ = d;
       id_.labels = Labels(d.labels().begin(), d.labels().end());
+      {
+        std::lock_guard labels_lock(labels_mu_);
+        current_labels_ = id_.labels;
+      }
       Reconcile();
     }
     RequestMissingConfigs();
@@ -378,6 +389,14 @@ void Agent::Reconcile() {
     ctx.node = id_.node;
     ctx.labels = id_.labels;
     ctx.data_dir = id_.data_dir;
+    ctx.allow_exec = options_.allow_exec;
+    ctx.current_labels = [this] {
+      std::lock_guard labels_lock(labels_mu_);
+      return current_labels_;
+    };
+    // File inputs keep their positions here across restarts (never
+    // reachable by a pipeline's own file paths: state/ is the node's).
+    ctx.checkpoints = std::make_shared<runtime::FileCheckpoints>(id_.data_dir + "/state/checkpoints/" + name);
     ctx.publish = [this](const std::string& stream, const std::string& payload, int qos) -> Status {
       if (queue_) {
         // Sent at QoS 1 by the drainer, batched (record_batch.h).

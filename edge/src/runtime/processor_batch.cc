@@ -31,7 +31,8 @@ class BatchProcessor final : public Processor {
     if (count_ == 0) {
       first_ms_ = clock_->NowMs();
       first_ = record.position;
-      body_ = json_ ? "[" : "";
+      body_.clear();
+      if (json_) body_ += '[';
     } else {
       body_ += json_ ? "," : "\n";
     }

@@ -37,6 +37,8 @@ struct AgentOptions {
   // Bound of the outbound queue (DATA_DIR/queue); the oldest records are
   // dropped beyond it.
   uint64_t queue_max_bytes = 64ull << 20;
+  // Whether `exec` inputs may run commands (the node owner's --allow-exec).
+  bool allow_exec = false;
 };
 
 class Agent {
@@ -110,6 +112,11 @@ class Agent {
   // Null if the queue could not be opened (then records go straight to MQTT).
   std::unique_ptr<OutboundQueue> queue_;
   std::unique_ptr<QueueDrainer> drainer_;
+
+  // The labels pipelines see now (`set` follows relabels without a
+  // restart). Its own lock: pipeline threads read it, never taking mu_.
+  mutable std::mutex labels_mu_;
+  Labels current_labels_;
 };
 
 }  // namespace cairn::edge
