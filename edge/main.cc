@@ -16,6 +16,7 @@
 #include "cairn/common/rpc.h"
 #include "cairn/common/service_main.h"
 #include "cairn/common/topics.h"
+#include "cairn/edge/file_roots.h"
 #include "cairn/edge/agent.h"
 #include "cairn/edge/bootstrap_token.h"
 #include "cairn/edge/certificate.h"
@@ -43,6 +44,8 @@ struct Config {
   std::string ship_log_level = "warn";
   int64_t ship_log_rate = 20;
   bool allow_exec = false;
+  std::vector<std::string> allow_read;
+  std::vector<std::string> allow_write;
   LogConfig log;
 
   void Bind(ConfigSchema& s) {
@@ -62,6 +65,10 @@ struct Config {
     s.Int("ship-log-rate", &ship_log_rate,
           "at most this many shipped log lines per second, in bursts of ten times as many; "
           "the rest are dropped and counted (default 20)");
+    s.List("allow-read", &allow_read,
+           "pipelines may also read files below DIR (repeatable; DATA_DIR/in always); docs/deploy-node.md");
+    s.List("allow-write", &allow_write,
+           "pipelines may also write files below DIR (repeatable; DATA_DIR/out always); docs/deploy-node.md");
     s.Bool("allow-exec", &allow_exec,
            "let pipelines run commands (exec inputs); a local choice of the node's owner, off by default");
     log.Bind(s);
@@ -278,6 +285,14 @@ int Run(const Config& cfg, const std::string& token) {
   ao.agent_version = kVersion;
   ao.bd_seq = bd_seq;
   ao.allow_exec = cfg.allow_exec;
+  {
+    auto roots = edge::FileRoots::Make({cfg.data_dir, cfg.allow_read, cfg.allow_write});
+    if (!roots.ok()) return Fail(roots.error().message);
+    if (auto st = roots->EnsureDefaultRoots(); !st.ok()) return Fail(st.error().message);
+    for (const auto& w : roots->CheckRoots()) spdlog::warn("{}", w);
+    spdlog::info("{}", roots->Describe());
+    ao.files = std::make_shared<const edge::FileRoots>(std::move(*roots));
+  }
   edge::Agent agent(*id, ao, *mqtt, clock);
   edge::IdentityWatch watch(*id, *cert, clock);
   RpcClient rpc(*mqtt);

@@ -390,6 +390,7 @@ void Agent::Reconcile() {
     ctx.labels = id_.labels;
     ctx.data_dir = id_.data_dir;
     ctx.allow_exec = options_.allow_exec;
+    ctx.files = options_.files;
     ctx.current_labels = [this] {
       std::lock_guard labels_lock(labels_mu_);
       return current_labels_;

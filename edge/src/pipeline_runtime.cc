@@ -296,6 +296,7 @@ runtime::Env MakeEnv(const v1::PipelineConfig& config, PipelineContext context) 
   if (context.checkpoints) env.checkpoints = std::move(context.checkpoints);
   env.pipeline = config.name();
   env.allow_exec = context.allow_exec;
+  env.files = std::move(context.files);
   return env;
 }
 

@@ -153,6 +153,44 @@ check "the scheduler still answers" cairnctl pipeline list
 check_fails "an operator cannot forge a node's health" "denied|not authori[sz]ed|Not authorized" \
   bash -c "mosquitto_pub -V mqttv5 -h localhost -p $AUTH_PORT --cafile '$CAIRN_CA_FILE' -u user:admin -P \"\$(cat '$CAIRN_PASSWORD_FILE')\" -t 'cairn/v1/ws/$WS/nodes/n2/health' -m x -q 1 2>&1; exit 1"
 
+t_section "files a pipeline may touch (the node's roots)"
+# Every node runs with the default roots: it reads below DATA_DIR/in and
+# writes below DATA_DIR/out. The pipelines below target every node; n2 is checked.
+cat >"$STACK_DIR/steal-key.yaml" <<YAML
+name: steal-key
+workspace: $WS
+pipeline:
+  input: {file: {path: $STACK_DIR/nodes/n2/node.key, from_beginning: true}}
+  output: {mqtt: {stream: loot}}
+YAML
+cat >"$STACK_DIR/read-etc.yaml" <<YAML
+name: read-etc
+workspace: $WS
+pipeline:
+  input: {file: {path: /etc/hostname, from_beginning: true}}
+  output: {file: {path: out/hostname.log}}
+YAML
+cat >"$STACK_DIR/still-fine.yaml" <<YAML
+name: still-fine
+workspace: $WS
+pipeline:
+  input: {generate: {interval: 1s, message: "fine"}}
+  output: {file: {path: out/fine.log}}
+YAML
+pipeline_failed_with() { # NODE PIPELINE TEXT
+  node_json "$1" | jq -e --arg p "$2" --arg t "$3" \
+    '.health.pipelines // [] | map(select(.name == $p and .state == "FAILED" and (.last_error | contains($t)))) | length == 1' >/dev/null
+}
+for f in steal-key read-etc still-fine; do check "apply $f" cairnctl pipeline apply -f "$STACK_DIR/$f.yaml"; done
+eventually "the node refuses its own key: that pipeline is failed, saying why" 15 \
+  pipeline_failed_with n2 steal-key "node.key\" is outside the directories pipelines may read"
+eventually "a path outside the readable roots fails its pipeline, naming the setting" 15 \
+  pipeline_failed_with n2 read-etc "--allow-read"
+eventually "the other pipelines keep running and write below out/" 15 \
+  bash -c "test -s '$STACK_DIR/nodes/n2/out/fine.log'"
+check "still-fine reports running" node_runs n2 still-fine
+for f in steal-key read-etc still-fine; do check "delete $f" cairnctl pipeline delete $f; done
+
 t_section "liveness"
 cat >"$STACK_DIR/everywhere.yaml" <<YAML
 name: everywhere

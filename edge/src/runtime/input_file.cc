@@ -41,12 +41,19 @@ class FileInput final : public Input {
         from_beginning_(from_beginning),
         clock_(env.clock),
         checkpoints_(env.checkpoints),
+        files_(env.files),
         key_("file:" + path_) {}
   ~FileInput() override { Close(); }
 
   Status Begin() override {
     if (begun_) return OkStatus();
     begun_ = true;
+    if (files_) {
+      // A path the node's roots refuse (e.g. a symlink out of a root) fails
+      // the pipeline now; a file that does not exist yet is waited for.
+      auto st = files_->StatForRead(path_);
+      if (!st.ok() && st.error().code != ErrorCode::kNotFound) return st.error();
+    }
     // A file that exists now is read from its end (unless from_beginning);
     // anything that appears later is new and is read from its start.
     const bool open = OpenCurrent().ok();
@@ -75,7 +82,16 @@ class FileInput final : public Input {
     MaybeSaveCheckpoint();
     size_t budget = kMaxBytesPerPoll;
     struct stat st {};
-    if (::stat(path_.c_str(), &st) != 0) {
+    if (files_) {
+      auto confined = files_->StatForRead(path_);
+      if (confined.ok()) {
+        st = *confined;
+      } else if (fd_ < 0) {
+        return confined.error();
+      } else {
+        return ReadAvailable(out, &budget);  // renamed away: finish the old file
+      }
+    } else if (::stat(path_.c_str(), &st) != 0) {
       const int err = errno;
       if (fd_ < 0) {
         if (err == ENOENT) return Error::NotFound("waiting for file " + path_);
@@ -136,7 +152,14 @@ class FileInput final : public Input {
   }
 
   Status OpenCurrent() {
-    const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+    int fd = -1;
+    if (files_) {
+      auto opened = files_->OpenForRead(path_);
+      if (!opened.ok()) return opened.error();
+      fd = opened->release();
+    } else {
+      fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+    }
     if (fd < 0) {
       const int err = errno;
       if (err == ENOENT) return Error::NotFound("waiting for file " + path_);
@@ -224,6 +247,7 @@ class FileInput final : public Input {
   std::string saved_;
   int64_t saved_ms_ = 0;
   bool begun_ = false;
+  std::shared_ptr<const FileRoots> files_;
   int fd_ = -1;
   dev_t dev_ = 0;
   ino_t ino_ = 0;
@@ -239,7 +263,7 @@ void RegisterFileInput(ComponentRegistry* r) {
   (void)r->AddInput("file", [](const google::protobuf::Message& m, const std::string& path,
                                const Env& env) -> Result<std::unique_ptr<Input>> {
     const auto& c = static_cast<const v1::FileInput&>(m);
-    auto resolved = ResolvePath(path + ".path", c.path(), env);
+    auto resolved = ResolvePath(path + ".path", c.path(), env, FileAccess::kRead);
     if (!resolved.ok()) return resolved.error();
     return std::unique_ptr<Input>(
         std::make_unique<FileInput>(*resolved, c.from_beginning(), env));

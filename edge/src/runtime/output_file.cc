@@ -19,14 +19,15 @@ namespace {
 
 class FileOutput final : public Output {
  public:
-  FileOutput(std::string path, uint64_t max_bytes, uint32_t keep)
-      : path_(std::move(path)), max_bytes_(max_bytes), keep_(keep == 0 ? 5 : keep) {}
+  FileOutput(std::string path, uint64_t max_bytes, uint32_t keep, std::shared_ptr<const FileRoots> files)
+      : path_(std::move(path)), max_bytes_(max_bytes), keep_(keep == 0 ? 5 : keep), files_(std::move(files)) {}
   ~FileOutput() override {
     if (fd_ >= 0) ::close(fd_);
   }
 
   Status Open() override {
     if (fd_ >= 0) return OkStatus();
+    if (files_) return OpenFile();  // FileRoots creates parent directories inside the root
     const std::filesystem::path parent = std::filesystem::path(path_).parent_path();
     if (!parent.empty()) {
       std::error_code ec;
@@ -61,7 +62,13 @@ class FileOutput final : public Output {
 
  private:
   Status OpenFile() {
-    fd_ = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (files_) {
+      auto opened = files_->OpenForAppend(path_);
+      if (!opened.ok()) return opened.error();
+      fd_ = opened->release();
+    } else {
+      fd_ = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    }
     if (fd_ < 0) {
       return Error::Unavailable("cannot open " + path_ + ": " + std::strerror(errno));
     }
@@ -74,6 +81,16 @@ class FileOutput final : public Output {
     ::close(fd_);
     fd_ = -1;
     auto name = [this](uint32_t i) { return i == 0 ? path_ : path_ + "." + std::to_string(i); };
+    if (files_) {
+      (void)files_->Remove(name(keep_));
+      for (uint32_t i = keep_; i > 0; --i) {
+        Status st = files_->Rename(name(i - 1), name(i));
+        if (!st.ok() && st.error().code != ErrorCode::kNotFound) {
+          return Error::Unavailable("cannot rotate " + name(i - 1) + ": " + st.error().message);
+        }
+      }
+      return OpenFile();
+    }
     ::unlink(name(keep_).c_str());
     for (uint32_t i = keep_; i > 0; --i) {
       if (::rename(name(i - 1).c_str(), name(i).c_str()) != 0 && errno != ENOENT) {
@@ -86,6 +103,7 @@ class FileOutput final : public Output {
   const std::string path_;
   const uint64_t max_bytes_;
   const uint32_t keep_;
+  const std::shared_ptr<const FileRoots> files_;
   uint64_t size_ = 0;
   int fd_ = -1;
   std::string line_;
@@ -97,10 +115,10 @@ void RegisterFileOutput(ComponentRegistry* r) {
   (void)r->AddOutput("file", [](const google::protobuf::Message& m, const std::string& path,
                                 const Env& env) -> Result<std::unique_ptr<Output>> {
     const auto& c = static_cast<const v1::FileOutput&>(m);
-    auto resolved = ResolvePath(path + ".path", c.path(), env);
+    auto resolved = ResolvePath(path + ".path", c.path(), env, FileAccess::kWrite);
     if (!resolved.ok()) return resolved.error();
     return std::unique_ptr<Output>(
-        std::make_unique<FileOutput>(*resolved, c.max_bytes(), c.keep()));
+        std::make_unique<FileOutput>(*resolved, c.max_bytes(), c.keep(), env.files));
   });
 }
 

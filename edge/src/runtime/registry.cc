@@ -164,8 +164,8 @@ void FileCheckpoints::Save(const std::string& key, const std::string& value) {
   std::filesystem::rename(tmp, path, ec);
 }
 
-Result<std::string> ResolvePath(const std::string& field, const std::string& path,
-                                const Env& env) {
+Result<std::string> ResolvePath(const std::string& field, const std::string& path, const Env& env,
+                                FileAccess access) {
   namespace fs = std::filesystem;
   if (path.empty()) return Error::InvalidArgument(field + ": must not be empty");
   if (path.find('\0') != std::string::npos) {
@@ -174,6 +174,11 @@ Result<std::string> ResolvePath(const std::string& field, const std::string& pat
   fs::path normal = fs::path(path).lexically_normal();
   if (normal.filename().empty() || normal.filename() == "." || normal.filename() == "..") {
     return Error::InvalidArgument(field + ": \"" + path + "\" does not name a file");
+  }
+  if (env.files) {
+    auto resolved = env.files->Resolve(path, access);
+    if (!resolved.ok()) return Error{resolved.error().code, field + ": " + resolved.error().message};
+    return *resolved;
   }
   if (normal.is_absolute()) return normal.string();
   if (*normal.begin() == "..") {

@@ -17,6 +17,7 @@
 #include <string>
 #include <thread>
 
+#include "cairn/edge/file_roots.h"
 #include "cairn/common/clock.h"
 #include "cairn/common/mqtt_client.h"
 #include "cairn/edge/identity.h"
@@ -39,6 +40,8 @@ struct AgentOptions {
   uint64_t queue_max_bytes = 64ull << 20;
   // Whether `exec` inputs may run commands (the node owner's --allow-exec).
   bool allow_exec = false;
+  // What pipelines may read and write (--allow-read/--allow-write).
+  std::shared_ptr<const FileRoots> files;
 };
 
 class Agent {

@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 
+#include "cairn/edge/file_roots.h"
 #include "cairn/common/clock.h"
 #include "cairn/common/result.h"
 #include "cairn/common/selector.h"
@@ -41,6 +42,9 @@ struct PipelineContext {
   // the node's owner (e.g. `cairn-edge run --allow-exec`), never from the
   // control plane; off by default.
   bool allow_exec = false;
+  // Optional. The node's file roots (--allow-read/--allow-write); null:
+  // paths are checked as text only.
+  std::shared_ptr<const FileRoots> files;
 };
 
 class PipelineRunner {

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "cairn/edge/file_roots.h"
 #include "cairn/common/clock.h"
 #include "cairn/common/result.h"
 #include "cairn/common/selector.h"
@@ -81,6 +82,10 @@ struct Env {
   // Whether the node's owner allows `exec` inputs (a local setting, never
   // from the control plane).
   bool allow_exec = false;
+  // What pipelines may read and write on this node (the owner's
+  // --allow-read/--allow-write; docs/deploy-node.md). Null: paths are only
+  // checked as text (unit tests of components that do not touch files).
+  std::shared_ptr<const FileRoots> files;
 
   int64_t NowMs() const { return clock->NowMs(); }
 };
@@ -151,9 +156,12 @@ class Output {
   virtual WriteResult Write(const Record& record) = 0;
 };
 
-// Resolves a path from a spec: relative paths are below env.data_dir and may
-// not climb out of it with "..". `field` names the spec field for messages.
-Result<std::string> ResolvePath(const std::string& field, const std::string& path,
-                                const Env& env);
+// Resolves a path from a spec for reading or writing. With env.files, the
+// node's roots decide (relative paths below DATA_DIR/in or DATA_DIR/out;
+// the node's own files never). Without, relative paths are below
+// env.data_dir and may not climb out of it with "..". `field` names the spec
+// field for messages.
+Result<std::string> ResolvePath(const std::string& field, const std::string& path, const Env& env,
+                                FileAccess access);
 
 }  // namespace cairn::edge::runtime
