@@ -1,6 +1,7 @@
 #include "cairn/common/mqtt_paho.h"
 
 #include <condition_variable>
+#include <cstdio>
 #include <deque>
 #include <mutex>
 #include <optional>
@@ -247,6 +248,26 @@ class PahoMqttClient final : public MqttClient {
     }
     try {
       client_->publish(ToPaho(message));
+    } catch (const mqtt::exception& e) {
+      return Error::Unavailable("publish to " + message.topic + " failed: " + e.what());
+    }
+    return OkStatus();
+  }
+
+  Status PublishAndWait(const MqttMessage& message, std::chrono::milliseconds timeout) override {
+    if (!connected_) return Error::Unavailable("not connected to the broker");
+    try {
+      mqtt::delivery_token_ptr token = client_->publish(ToPaho(message));
+      if (!token->wait_for(timeout)) {
+        return Error::DeadlineExceeded("no acknowledgement for " + message.topic + " within " +
+                                       std::to_string(timeout.count()) + " ms");
+      }
+      const int reason = static_cast<int>(token->get_reason_code());
+      if (reason >= 0x80) {
+        char hex[16];
+        std::snprintf(hex, sizeof hex, "0x%02x", reason);
+        return Error::Unavailable("the broker refused the message on " + message.topic + " (reason " + hex + ")");
+      }
     } catch (const mqtt::exception& e) {
       return Error::Unavailable("publish to " + message.topic + " failed: " + e.what());
     }

@@ -36,11 +36,11 @@ Agent::Agent(Identity identity, AgentOptions options, MqttClient& mqtt, Clock& c
   }
   DrainerOptions dopt;
   dopt.node = id_.node;
-  // The drainer calls Publish only from its own thread. Publish returns once
-  // Paho has taken the message, not on PUBACK (docs/design/edge-queue.md,
-  // open points).
+  // The drainer publishes only from its own thread and waits for each
+  // message's PUBACK, so a window is acked in the queue only once the broker
+  // has every message of it.
   drainer_ = std::make_unique<QueueDrainer>(
-      *queue_, [this](const MqttMessage& m) { return mqtt_.Publish(m); },
+      *queue_, [this](const MqttMessage& m) { return mqtt_.PublishAndWait(m, std::chrono::seconds(10)); },
       [this] { return mqtt_.IsConnected(); }, dopt);
   drainer_->Start();
 }

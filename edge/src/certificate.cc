@@ -10,6 +10,8 @@
 #include <ctime>
 #include <memory>
 
+#include "cairn/policy/revocations.h"
+
 namespace cairn::edge {
 namespace {
 
@@ -54,7 +56,8 @@ Result<CertificateInfo> ReadCertificateInfo(const std::string& cert_pem) {
   Ptr<BIGNUM> serial(ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert->get()), nullptr));
   if (serial) {
     Ptr<char> hex(BN_bn2hex(serial.get()));
-    if (hex) info.serial_hex = hex.get();
+    // BN_bn2hex prints whole bytes ("0A1B"): one canonical form everywhere.
+    if (hex) info.serial_hex = policy::NormaliseSerial(hex.get()).value_or(hex.get());
   }
   char cn[256] = {0};
   if (X509_NAME_get_text_by_NID(X509_get_subject_name(cert->get()), NID_commonName, cn, sizeof(cn)) > 0) {

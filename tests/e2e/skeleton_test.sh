@@ -63,6 +63,10 @@ for n in n1 n2; do stack_start_edge $n --health-interval 1s; done
 CAIRN_EDGE_BOOTSTRAP_TOKEN=$(cairnctl token create --uses 1) \
   stack_start_edge n3 --health-interval 1s --name n3 --label env=staging --label role=gateway
 for n in n1 n2 n3; do eventually "$n is online" 10 node_state_is $n online; done
+check_fails "a second cairn-edge on n1's data dir is refused, naming the first one's pid" \
+  "data dir .* is in use by another cairn-edge \\(pid $(stack_pid node-n1)\\)" \
+  "$BIN_DIR/cairn-edge" run --data-dir "$STACK_DIR/nodes/n1"
+check "and n1 stays online" node_state_is n1 online
 SEQ=$(node_field n1 .health.seq)
 eventually "a new health report reaches the registry within two intervals" 2 \
   bash -c "[[ \$(cairnctl -o json node get n1 | jq -r .health.seq) -gt $SEQ ]]"

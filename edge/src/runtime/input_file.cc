@@ -41,8 +41,8 @@ class FileInput final : public Input {
         from_beginning_(from_beginning),
         clock_(env.clock),
         checkpoints_(env.checkpoints),
-        files_(env.files),
-        key_("file:" + path_) {}
+        key_("file:" + path_),
+        files_(env.files) {}
   ~FileInput() override { Close(); }
 
   Status Begin() override {

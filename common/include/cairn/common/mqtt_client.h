@@ -6,6 +6,7 @@
 // a handler may call Publish/Subscribe and wait.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <string>
 #include <utility>
@@ -60,6 +61,13 @@ class MqttClient {
   // Publishes. Fails at once when disconnected unless the client buffers
   // while offline (a Paho option).
   virtual Status Publish(const MqttMessage& message) = 0;
+  // Publishes and waits until the broker acknowledged it (QoS 1: PUBACK) or
+  // `timeout` passed. A broker refusal (reason code >= 0x80) is an error.
+  // The default (test doubles) is Publish.
+  virtual Status PublishAndWait(const MqttMessage& message, std::chrono::milliseconds timeout) {
+    (void)timeout;
+    return Publish(message);
+  }
   // Subscribes (blocking until the broker acknowledges); remembered and
   // re-established after each reconnect.
   virtual Status Subscribe(const std::string& filter, int qos = 1) = 0;
