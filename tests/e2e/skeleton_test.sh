@@ -215,10 +215,16 @@ check "and shows n2 offline and pending" bash -c "cairnctl pipeline status every
 check "node revoke" cairnctl node revoke n3
 eventually "n3 shows as revoked" 5 node_state_is n3 revoked
 eventually "the broker cut n3 off" 10 grep -Eq "disconnected by broker|connection lost" "$STACK_DIR/logs/node-n3.log"
-# n3 keeps trying to reconnect (automatic reconnect); it must get nowhere:
-# no health from it for 3 of its intervals.
-check "n3 publishes nothing any more" bash -c "! mosquitto_sub -V mqttv5 -h localhost -p $AUTH_PORT --cafile '$CAIRN_CA_FILE' \
-  -u svc:registry -P \"\$(cat '$STACK_DIR/secrets/svc-registry')\" -t 'cairn/v1/ws/$WS/nodes/n3/health' -C 1 -W 3 >/dev/null 2>&1"
+# The broker refuses n3's certificate from now on; n3, refused three times
+# in a row, stops and exits 78.
+N3=$(stack_pid node-n3)
+eventually "n3 learns it is revoked and stops retrying" 30 bash -c "! kill -0 $N3 2>/dev/null"
+wait "$N3"
+check "n3 exits with code 78" test "$?" = 78
+D3="$STACK_DIR/nodes/n3"
+check_fails "the broker refuses n3's certificate at connect" "Not authorized" \
+  mosquitto_pub -V mqttv5 -h localhost -p "$NODE_PORT" -i "node:$WS:n3" -u "node:$WS:n3" --cafile "$D3/ca.crt" \
+    --cert "$D3/node.crt" --key "$D3/node.key" -t "cairn/v1/ws/$WS/nodes/n3/health" -m x -q 1
 check_fails "a revoked node name cannot be bootstrapped again" "was revoked" \
   cairn-edge bootstrap --token "$(cairnctl token create)" --name n3 --data-dir "$STACK_DIR/nodes/n3-again"
 
