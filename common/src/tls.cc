@@ -940,14 +940,6 @@ int HexValue(char c) {
   return -1;
 }
 
-int Base64UrlValue(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '-') return 62;
-  if (c == '_') return 63;
-  return -1;
-}
 }  // namespace
 
 Result<std::string> HexDecode(std::string_view hex) {
@@ -962,59 +954,6 @@ Result<std::string> HexDecode(std::string_view hex) {
                                     std::to_string(hi < 0 ? i : i + 1));
     }
     out.push_back(static_cast<char>((hi << 4) | lo));
-  }
-  return out;
-}
-
-std::string Base64UrlEncode(std::string_view data) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  std::string out;
-  out.reserve((data.size() + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 3 <= data.size(); i += 3) {
-    uint32_t v = (static_cast<uint8_t>(data[i]) << 16) | (static_cast<uint8_t>(data[i + 1]) << 8) |
-                 static_cast<uint8_t>(data[i + 2]);
-    out.push_back(kAlphabet[(v >> 18) & 63]);
-    out.push_back(kAlphabet[(v >> 12) & 63]);
-    out.push_back(kAlphabet[(v >> 6) & 63]);
-    out.push_back(kAlphabet[v & 63]);
-  }
-  size_t rest = data.size() - i;
-  if (rest == 1) {
-    uint32_t v = static_cast<uint8_t>(data[i]) << 16;
-    out.push_back(kAlphabet[(v >> 18) & 63]);
-    out.push_back(kAlphabet[(v >> 12) & 63]);
-  } else if (rest == 2) {
-    uint32_t v = (static_cast<uint8_t>(data[i]) << 16) | (static_cast<uint8_t>(data[i + 1]) << 8);
-    out.push_back(kAlphabet[(v >> 18) & 63]);
-    out.push_back(kAlphabet[(v >> 12) & 63]);
-    out.push_back(kAlphabet[(v >> 6) & 63]);
-  }
-  return out;
-}
-
-// Strict: unpadded, URL-safe alphabet only, canonical (unused bits zero).
-Result<std::string> Base64UrlDecode(std::string_view text) {
-  if (text.size() % 4 == 1) return Error::InvalidArgument("base64url text has an impossible length");
-  std::string out;
-  out.reserve(text.size() * 3 / 4);
-  uint32_t acc = 0;
-  int bits = 0;
-  for (size_t i = 0; i < text.size(); ++i) {
-    int v = Base64UrlValue(text[i]);
-    if (v < 0) {
-      return Error::InvalidArgument("invalid base64url character at position " + std::to_string(i));
-    }
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xff));
-    }
-  }
-  if ((acc & ((1u << bits) - 1)) != 0) {
-    return Error::InvalidArgument("base64url text is not canonical (trailing bits set)");
   }
   return out;
 }

@@ -62,6 +62,14 @@ std::string WhereText(const std::string& ws) {
 
 }  // namespace
 
+void Ctl::PrintSecret(const std::string& username, const std::string& password) {
+  if (Json()) {
+    out_ << SecretJson(username, password) << "\n";
+  } else {
+    out_ << Printable(password) << "\n";  // alone on stdout, like `token create`
+  }
+}
+
 Status Ctl::WhoAmICmd(const Args& a) {
   CAIRN_TRY(NeedArgs(a, 0, "whoami"));
   auto r = Call<v1::WhoAmIResponse>("registry", "WhoAmI", v1::WhoAmIRequest());
@@ -87,11 +95,7 @@ Status Ctl::UserCmd(const std::string& verb, const Args& a) {
     auto r = Call<v1::CreateUserResponse>("registry", "CreateUser", req);
     if (!r.ok()) return r.error();
     std::string username = r->username().empty() ? policy::UserPrincipal(*name) : r->username();
-    if (Json()) {
-      out_ << SecretJson(username, r->password()) << "\n";
-    } else {
-      out_ << Printable(r->password()) << "\n";
-    }
+    PrintSecret(username, r->password());
     return OkStatus();
   }
   if (verb == "list") {
@@ -220,11 +224,7 @@ Status Ctl::CredentialCmd(const std::string& verb, const Args& a) {
     auto r = Call<v1::CreateCredentialResponse>("registry", "CreateCredential", req);
     if (!r.ok()) return r.error();
     std::string username = r->username().empty() ? policy::CredentialPrincipal(*ws, a.pos[0]) : r->username();
-    if (Json()) {
-      out_ << SecretJson(username, r->password()) << "\n";
-    } else {
-      out_ << Printable(r->password()) << "\n";
-    }
+    PrintSecret(username, r->password());
     return OkStatus();
   }
   if (verb == "list") {

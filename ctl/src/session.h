@@ -71,6 +71,9 @@ class Ctl {
 
   bool Json() const { return cl_.output == "json"; }
   void PrintJson(const google::protobuf::Message& m);
+  // A new credential's password alone on stdout, or with -o json
+  // {"username": ..., "password": ...}.
+  void PrintSecret(const std::string& username, const std::string& password);
 
   // -w, else CAIRN_WORKSPACE; an error naming both when neither is set.
   Result<std::string> Workspace();

@@ -173,8 +173,10 @@ probe_cut() {
   wait_until 5 grep -q "marker-$PROBE\$" "$OUT" || return 1
   ! grep -q "probe-$PROBE\$" "$OUT"
 }
-probe_arrives() { PROBE=$((PROBE + 1)); svc_pub "cairn/v1/ws/$A/events" "probe-$PROBE"; wait_until 5 grep -q "probe-$PROBE\$" "$OUT"; }
-eventually "the watcher's live subscription receives $A's events" 5 probe_arrives
+# (each try waits 1 s, so a probe sent before the subscription was live is
+# followed by a fresh one)
+probe_arrives() { PROBE=$((PROBE + 1)); svc_pub "cairn/v1/ws/$A/events" "probe-$PROBE"; wait_until 1 grep -q "probe-$PROBE\$" "$OUT"; }
+eventually "the watcher's live subscription receives $A's events" 10 probe_arrives
 check "role revoke watcher -w $A" cairnctl role revoke watcher -w $A
 eventually "within a second its live session stops receiving $A (and still receives $B)" 2 probe_cut
 kill "$PID" 2>/dev/null

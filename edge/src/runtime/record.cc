@@ -7,6 +7,8 @@
 #include <cmath>
 #include <cstdio>
 
+#include "cairn/common/labels_sql.h"
+
 namespace cairn::edge::runtime {
 namespace {
 
@@ -297,29 +299,6 @@ std::string ToJson(const Fields& fields) {
   return out;
 }
 
-std::string JsonQuote(std::string_view s) {
-  std::string out;
-  out.reserve(s.size() + 2);
-  out += '"';
-  for (char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
-          out += buf;
-        } else {
-          out += c;
-        }
-    }
-  }
-  out += '"';
-  return out;
-}
+std::string JsonQuote(std::string_view s) { return "\"" + JsonEscape(std::string(s)) + "\""; }
 
 }  // namespace cairn::edge::runtime

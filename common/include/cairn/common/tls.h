@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "cairn/common/result.h"
+#include "cairn/common/text.h"
 
 namespace cairn::tls {
 
@@ -61,8 +62,10 @@ std::string Sha256Hex(std::string_view data);    // 64 hex chars
 std::string RandomBytes(size_t n);               // from the OpenSSL CSPRNG
 std::string HexEncode(std::string_view data);
 Result<std::string> HexDecode(std::string_view hex);
-std::string Base64UrlEncode(std::string_view data);  // no padding
-Result<std::string> Base64UrlDecode(std::string_view text);
+// base64url without padding (common/text.h, where the policy library can
+// reach it too).
+inline std::string Base64UrlEncode(std::string_view data) { return cairn::Base64UrlEncode(data); }
+inline Result<std::string> Base64UrlDecode(std::string_view text) { return cairn::Base64UrlDecode(text); }
 // Constant-time comparison.
 bool SecureEquals(std::string_view a, std::string_view b);
 
