@@ -263,11 +263,7 @@ class PahoMqttClient final : public MqttClient {
                                        std::to_string(timeout.count()) + " ms");
       }
       const int reason = static_cast<int>(token->get_reason_code());
-      if (reason >= 0x80) {
-        char hex[16];
-        std::snprintf(hex, sizeof hex, "0x%02x", reason);
-        return Error::Unavailable("the broker refused the message on " + message.topic + " (reason " + hex + ")");
-      }
+      if (reason >= 0x80) return PublishRefused(message.topic, reason);
     } catch (const mqtt::exception& e) {
       return Error::Unavailable("publish to " + message.topic + " failed: " + e.what());
     }

@@ -245,7 +245,9 @@ Status Ctl::NodeCmd(const std::string& verb, const Args& a) {
     if (r->has_health()) {
       out_ << "cpu:         " << h.cpu_percent() << "%\nmemory:      " << Bytes(h.memory_used_bytes()) << " / "
            << Bytes(h.memory_total_bytes()) << "\ndisk:        " << Bytes(h.disk_used_bytes()) << " / "
-           << Bytes(h.disk_total_bytes()) << "\ngeneration:  " << h.applied_generation() << "\npipelines:\n";
+           << Bytes(h.disk_total_bytes()) << "\ngeneration:  " << h.applied_generation()
+           << "\nqueue:       " << h.buffered_messages() << " waiting, " << h.dropped_messages()
+           << " dropped (full), " << h.refused_messages() << " refused by the broker\npipelines:\n";
       for (const auto& p : h.pipelines()) {
         out_ << "  " << Printable(p.name()) << " v" << p.version() << "  " << PipelineStateName(p.state())
              << "  in=" << p.records_in() << " out=" << p.records_out() << " dropped=" << p.records_dropped()

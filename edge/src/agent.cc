@@ -21,6 +21,7 @@ Agent::Agent(Identity identity, AgentOptions options, MqttClient& mqtt, Clock& c
       clock_(clock),
       started_ms_(clock.NowMs()),
       current_labels_(id_.labels) {
+  retire_thread_ = std::thread([this] { RetireLoop(); });
   SegmentedLogOptions qo;
   qo.dir = id_.data_dir + "/queue";
   qo.max_bytes = options_.queue_max_bytes;
@@ -52,8 +53,40 @@ Agent::~Agent() {
   }
   loop_cv_.notify_all();
   if (health_thread_.joinable()) health_thread_.join();
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+    for (auto& [name, r] : runners_) to_retire_.push_back(std::move(r));
+    runners_.clear();
+    retire_stop_ = true;
+  }
+  retire_cv_.notify_all();
+  desired_cv_.notify_all();
+  if (retire_thread_.joinable()) retire_thread_.join();  // stops every runner, outside mu_
+}
+
+void Agent::RetireLoop() {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    retire_cv_.wait(lock, [this] { return retire_stop_ || !to_retire_.empty(); });
+    if (to_retire_.empty()) break;  // retire_stop_ and nothing left
+    std::unique_ptr<PipelineRunner> runner = std::move(to_retire_.front());
+    to_retire_.pop_front();
+    const std::string name = runner->config().name();
+    lock.unlock();
+    runner->Stop();  // joins the pipeline's thread: never under mu_
+    runner.reset();
+    lock.lock();
+    auto it = retiring_names_.find(name);
+    if (it != retiring_names_.end()) retiring_names_.erase(it);
+    // A new version may have waited for this one to stop.
+    if (!retiring_names_.count(name)) Reconcile();
+  }
+}
+
+size_t Agent::retiring() const {
   std::lock_guard lock(mu_);
-  for (auto& [name, r] : runners_) r->Stop();
+  return retiring_names_.size();
 }
 
 v1::NodeStatus Agent::MakeStatus(bool online, uint64_t bd_seq, const std::string& version,
@@ -72,6 +105,10 @@ bool Agent::Restore() {
   if (!FileExists(path)) return false;
   auto raw = ReadFile(path);
   v1::NodeCache cache;
+  {
+    std::lock_guard lock(mu_);
+    if (desired_from_broker_) return false;  // the broker's state is newer
+  }
   if (!raw.ok() || !cache.ParseFromString(*raw)) {
     spdlog::warn("{} is damaged; ignoring it (the broker's retained state will be used)", path);
     std::lock_guard lock(mu_);
@@ -79,6 +116,7 @@ bool Agent::Restore() {
     return false;
   }
   std::lock_guard lock(mu_);
+  if (desired_from_broker_) return false;  // it came while the cache was read
   desired_ = cache.desired();
   id_.labels = Labels(cache.desired().labels().begin(), cache.desired().labels().end());
   {
@@ -91,6 +129,19 @@ bool Agent::Restore() {
                desired_->pipelines_size(), path);
   Reconcile();
   return true;
+}
+
+bool Agent::WaitForDesired(std::chrono::milliseconds max_wait) {
+  std::unique_lock lock(mu_);
+  desired_cv_.wait_for(lock, max_wait, [this] { return desired_from_broker_ || stopping_; });
+  return desired_from_broker_;
+}
+
+Status Agent::Enqueue(const MqttMessage& message) {
+  if (!queue_) return mqtt_.Publish(message);
+  auto seq = queue_->Append(QueuedRecord::Kind::kMessage, message.topic, message.content_type, message.payload);
+  if (!seq.ok()) return seq.error();
+  return OkStatus();
 }
 
 void Agent::SaveCache() {
@@ -137,6 +188,7 @@ void Agent::Stop() {
     std::lock_guard lock(mu_);
     stopping_ = true;
   }
+  desired_cv_.notify_all();
   {
     std::lock_guard lock(loop_mu_);
     loop_stop_ = true;
@@ -146,9 +198,14 @@ void Agent::Stop() {
   if (drainer_) drainer_->Stop();  // what is left stays queued for the next start
   PublishStatus(false, "clean shutdown");
   mqtt_.Disconnect();
-  std::lock_guard lock(mu_);
-  for (auto& [name, r] : runners_) r->Stop();
-  runners_.clear();
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [name, r] : runners_) to_retire_.push_back(std::move(r));
+    runners_.clear();
+    retire_stop_ = true;
+  }
+  retire_cv_.notify_all();
+  if (retire_thread_.joinable()) retire_thread_.join();  // each Stop is bounded
 }
 
 void Agent::OnConnection(bool connected) {
@@ -162,7 +219,7 @@ void Agent::OnConnection(bool connected) {
   // The broker published our will when the link dropped: announce the birth
   // again (same bd_seq: it is the same agent session).
   PublishStatus(true, "");
-  PublishHealth();
+  PublishHealth(/*force=*/true);  // a fresh report, behind what waited
   if (drainer_) drainer_->Wake();  // send what was queued while the link was down
 }
 
@@ -221,7 +278,14 @@ v1::NodeHealth Agent::Health() {
   }
   h.set_seq(++health_seq_);
   h.set_reconnects(reconnects_);
-  if (queue_) h.set_buffered_messages(queue_->Stats().depth);
+  if (queue_) {
+    const QueueStats qs = queue_->Stats();
+    const DrainerStats ds = drainer_ ? drainer_->Stats() : DrainerStats{};
+    h.set_buffered_messages(qs.depth);
+    h.set_dropped_messages(qs.dropped);
+    h.set_refused_messages(ds.refused_records);
+    NoteQueueEvents(qs, ds);
+  }
   h.set_connected_since_ms(connected_since_ms_);
   h.set_applied_generation(applied_generation_);
   for (const auto& [name, r] : runners_) *h.add_pipelines() = r->Health();
@@ -233,7 +297,8 @@ v1::NodeHealth Agent::Health() {
       ph->set_name(ref.name());
       ph->set_version(ref.version());
       ph->set_state(v1::PipelineHealth::PENDING);
-      ph->set_last_error("waiting for the pipeline config");
+      ph->set_last_error(retiring_names_.count(ref.name()) ? "waiting for the previous version to stop"
+                                                           : "waiting for the pipeline config");
     }
   }
   for (const auto& e : recent_errors_) h.add_recent_errors(e);
@@ -245,13 +310,50 @@ uint64_t Agent::applied_generation() const {
   return applied_generation_;
 }
 
-void Agent::PublishHealth() {
-  MqttMessage m;
-  m.topic = topics::NodeHealth(id_.workspace, id_.node);
-  m.payload = Health().SerializeAsString();
-  m.qos = 1;
-  m.content_type = "cairn.v1.NodeHealth";
-  if (auto st = mqtt_.Publish(m); !st.ok()) spdlog::debug("health not published: {}", st.error().message);
+void Agent::PublishHealth(bool force) {
+  const std::string topic = topics::NodeHealth(id_.workspace, id_.node);
+  const std::string content_type = "cairn.v1.NodeHealth";
+  if (!queue_) {
+    MqttMessage m;
+    m.topic = topic;
+    m.payload = Health().SerializeAsString();
+    m.qos = 1;
+    m.content_type = content_type;
+    if (auto st = mqtt_.Publish(m); !st.ok()) spdlog::debug("health not published: {}", st.error().message);
+    return;
+  }
+  if (!force) {
+    std::lock_guard lock(mu_);
+    if (HealthWaiting(queued_health_seq_, queue_->Stats())) return;  // bounded: one waits at a time
+  }
+  // Appended outside mu_ (one write(2)); sent in order with the records.
+  auto seq = queue_->Append(QueuedRecord::Kind::kMessage, topic, content_type, Health().SerializeAsString());
+  if (!seq.ok()) {
+    spdlog::debug("health not queued: {}", seq.error().message);
+    return;
+  }
+  std::lock_guard lock(mu_);
+  queued_health_seq_ = std::max(queued_health_seq_, *seq);
+}
+
+bool HealthWaiting(uint64_t queued_seq, const QueueStats& qs) {
+  // Records leave the queue only from its head (ack or drop), so the records
+  // still in it are exactly the seqs [next_seq - depth, next_seq).
+  return queued_seq != 0 && queued_seq + qs.depth >= qs.next_seq;
+}
+
+void Agent::NoteQueueEvents(const QueueStats& qs, const DrainerStats& ds) {
+  if (qs.dropped > reported_dropped_) {
+    RecordError("outbound queue full (" + std::to_string(options_.queue_max_bytes) + " bytes): dropped the " +
+                std::to_string(qs.dropped - reported_dropped_) + " oldest record(s), " +
+                std::to_string(qs.dropped) + " since start");
+    reported_dropped_ = qs.dropped;
+  }
+  if (ds.refused_records > reported_refused_) {
+    RecordError("broker refused queued message(s) for good, " +
+                std::to_string(ds.refused_records - reported_refused_) + " record(s) dropped: " + ds.last_refusal);
+    reported_refused_ = ds.refused_records;
+  }
 }
 
 void Agent::RecordError(const std::string& error) {
@@ -281,6 +383,10 @@ void Agent::OnMessage(const MqttMessage& m) {
       std::lock_guard lock(mu_);
       if (desired_ && !m.payload.empty() && d.generation() < desired_->generation()) return;  // older
       desired_ = d;
+      if (!desired_from_broker_) {
+        desired_from_broker_ = true;
+        desired_cv_.notify_all();
+      }
       id_.labels = Labels(d.labels().begin(), d.labels().end());
       {
         std::lock_guard labels_lock(labels_mu_);
@@ -357,12 +463,18 @@ void Agent::Reconcile() {
   std::map<std::string, const v1::PipelineRef*> wanted;
   for (const auto& ref : desired_->pipelines()) wanted[ref.name()] = &ref;
 
+  // A runner leaving runners_ goes to the retirer, which stops and joins it
+  // outside mu_; its name starts again only once it has stopped.
+  auto retire = [this](std::map<std::string, std::unique_ptr<PipelineRunner>>::iterator it) {
+    retiring_names_.insert(it->first);
+    to_retire_.push_back(std::move(it->second));
+    return runners_.erase(it);
+  };
   // Remove what is no longer desired.
   for (auto it = runners_.begin(); it != runners_.end();) {
     if (!wanted.count(it->first)) {
       spdlog::info("stopping pipeline {} (removed)", it->first);
-      it->second->Stop();
-      it = runners_.erase(it);
+      it = retire(it);
     } else {
       ++it;
     }
@@ -382,6 +494,15 @@ void Agent::Reconcile() {
     auto cfg = configs_.find({name, ref->version()});
     if (cfg == configs_.end()) {
       complete = false;  // config not here yet; an older version keeps running meanwhile
+      continue;
+    }
+    if (running != runners_.end()) {
+      spdlog::info("updating pipeline {} to version {}", name, ref->version());
+      retire(running);
+      running = runners_.end();
+    }
+    if (retiring_names_.count(name)) {
+      complete = false;  // started when its old runner has stopped (RetireLoop)
       continue;
     }
     PipelineContext ctx;
@@ -413,12 +534,8 @@ void Agent::Reconcile() {
       m.content_type = "text/plain";
       return mqtt_.Publish(m);
     };
-    auto runner = MakePipelineRunner(cfg->second, std::move(ctx));
-    if (running != runners_.end()) {
-      spdlog::info("updating pipeline {} to version {}", name, ref->version());
-      running->second->Stop();
-      runners_.erase(running);
-    }
+    auto runner = options_.registry ? MakePipelineRunner(cfg->second, std::move(ctx), *options_.registry)
+                                    : MakePipelineRunner(cfg->second, std::move(ctx));
     if (!runner.ok()) {
       spdlog::warn("pipeline {} v{} rejected: {}", name, ref->version(), runner.error().message);
       RecordError("pipeline " + name + ": " + runner.error().message);
@@ -435,6 +552,7 @@ void Agent::Reconcile() {
     (*runner)->Start();
     runners_[name] = std::move(*runner);
   }
+  if (!to_retire_.empty()) retire_cv_.notify_all();
   SaveCache();
   if (complete && applied_generation_ != desired_->generation()) {
     applied_generation_ = desired_->generation();

@@ -30,6 +30,12 @@ bool TokenBucket::TryTake(int64_t now_ms) {
   return true;
 }
 
+RefusalAction ClassifyRefusal(int reason_code, int refusals) {
+  if (reason_code < 0x80 || reason_code == 0x91) return RefusalAction::kRetry;
+  if (reason_code == 0x90 || reason_code == 0x99) return RefusalAction::kDrop;
+  return refusals >= kMaxRefusals ? RefusalAction::kDrop : RefusalAction::kRetry;
+}
+
 std::vector<OutgoingMessage> PackWindow(const std::vector<QueuedRecord>& window, const DrainerOptions& options) {
   std::vector<OutgoingMessage> out;
   std::map<std::string, size_t> open;  // topic -> index in out of its batch being filled
@@ -41,6 +47,7 @@ std::vector<OutgoingMessage> PackWindow(const std::vector<QueuedRecord>& window,
       m.message.content_type = r.content_type;
       m.message.qos = 1;
       m.message.user_properties = {{"cairn-node", options.node}, {"cairn-seq", std::to_string(r.seq)}};
+      m.first_seq = r.seq;
       m.last_seq = r.seq;
       m.records = 1;
       out.push_back(std::move(m));
@@ -60,6 +67,7 @@ std::vector<OutgoingMessage> PackWindow(const std::vector<QueuedRecord>& window,
       m.message.topic = r.topic;
       m.message.qos = 1;
       m.message.content_type = kRecordBatchContentType;
+      m.first_seq = r.seq;
       m.message.user_properties = {{"cairn-node", options.node}, {"cairn-seq", std::to_string(r.seq)}};
       out.push_back(std::move(m));
       it = open.emplace(r.topic, out.size() - 1).first;
@@ -160,7 +168,9 @@ void QueueDrainer::Run() {
     }
     if (window->empty()) continue;
     bool failed = false;
+    std::chrono::milliseconds retry_delay = options_.retry_delay;
     for (auto& m : PackWindow(*window, options_)) {
+      if (given_up_.count(m.first_seq)) continue;  // refused for good on an earlier try of this window
       int64_t wait;
       while ((wait = bucket_.WaitMs(now_ms())) > 0) {
         std::unique_lock lock(mu_);
@@ -175,12 +185,30 @@ void QueueDrainer::Run() {
       }
       (void)bucket_.TryTake(now_ms());
       if (auto st = publish_(m.message); !st.ok()) {
+        const int reason = PublishRefusalReason(st.error());
+        if (reason != 0) {
+          refusals_ = refused_seq_ == m.first_seq ? refusals_ + 1 : 1;
+          refused_seq_ = m.first_seq;
+          if (ClassifyRefusal(reason, refusals_) == RefusalAction::kDrop) {
+            spdlog::warn("outbound queue: dropped a message of {} record(s) the broker refused {} time(s): {}",
+                         m.records, refusals_, st.error().message);
+            given_up_.insert(m.first_seq);
+            std::lock_guard lock(mu_);
+            ++stats_.refused_messages;
+            stats_.refused_records += m.records;
+            stats_.last_refusal = st.error().message;
+            continue;
+          }
+          // Back off: a rate limit clears, a verdict stays (ClassifyRefusal).
+          retry_delay = options_.retry_delay * (1 << std::min(refusals_ - 1, 4));
+        }
         spdlog::debug("outbound queue: publish to {} failed: {}", m.message.topic, st.error().message);
         std::lock_guard lock(mu_);
         ++stats_.failures;
         failed = true;
         break;
       }
+      if (refused_seq_ == m.first_seq) refusals_ = 0;
       std::lock_guard lock(mu_);
       ++stats_.messages_sent;
       stats_.records_sent += m.records;
@@ -192,12 +220,13 @@ void QueueDrainer::Run() {
       }
       // Nothing of the window is acked: it is sent again (duplicates of the
       // messages that did arrive are possible, losses are not).
-      if (!Pause(options_.retry_delay)) break;
+      if (!Pause(retry_delay)) break;
       continue;
     }
     if (auto st = queue_.Ack(window->back().seq); !st.ok()) {
       spdlog::warn("outbound queue: {}", st.error().message);
     }
+    given_up_.erase(given_up_.begin(), given_up_.upper_bound(window->back().seq));
   }
   maybe_sync(true);
 }

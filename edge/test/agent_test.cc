@@ -8,8 +8,10 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <future>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -17,7 +19,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "cairn/common/rpc.h"
 #include "cairn/common/topics.h"
+#include "cairn/edge/runtime/registry.h"
 #include "fake_mqtt_client.h"
 
 #include "test_util.h"
@@ -132,13 +136,13 @@ class AgentTest : public ::testing::Test {
     node_ = std::make_unique<FakeMqttClient>(broker_, "node-n1", "node:ws:n1");
     scheduler_ = std::make_unique<FakeMqttClient>(broker_, "scheduler", "svc:scheduler");
 
-    Identity id;
+    Identity& id = id_;
     id.data_dir = dir_;
     id.workspace = kWs;
     id.node = kNode;
     id.broker_url = "ssl://x:1";
     id.labels = {{"site", "lab"}};
-    AgentOptions opts;
+    AgentOptions& opts = opts_;
     opts.health_interval = std::chrono::hours(1);  // only immediate reports happen
     opts.agent_version = "test-1.0";
     opts.bd_seq = kBdSeq;
@@ -147,6 +151,13 @@ class AgentTest : public ::testing::Test {
     node_->SetMessageHandler([this](const MqttMessage& m) { agent_->OnMessage(m); });
     ASSERT_TRUE(node_->Connect().ok());
     ASSERT_TRUE(scheduler_->Connect().ok());
+  }
+
+  // Builds the agent again with `registry` (before StartAgent).
+  void UseRegistry(const runtime::ComponentRegistry* registry) {
+    agent_.reset();
+    opts_.registry = registry;
+    agent_ = std::make_unique<Agent>(id_, opts_, *node_, SystemClock::Instance());
   }
 
   void TearDown() override {
@@ -228,6 +239,8 @@ class AgentTest : public ::testing::Test {
   std::shared_ptr<FakeBroker> broker_;
   std::unique_ptr<FakeMqttClient> node_;
   std::unique_ptr<FakeMqttClient> scheduler_;
+  Identity id_;
+  AgentOptions opts_;
   std::unique_ptr<Agent> agent_;
   bool started_ = false;
   bool stopped_ = false;
@@ -375,7 +388,8 @@ TEST_F(AgentTest, UpdatesAChangedVersionAndLeavesOtherPipelinesRunning) {
   PublishConfig(GenerateToFile("p1", 2, "p1-v2"));
   const uint64_t p2_before = RecordsIn("p2");
   PublishDesired(Desired(2, {Ref("p1", 2), Ref("p2", 1)}));
-  EXPECT_EQ(agent_->applied_generation(), 2u);
+  // v2 starts once v1 has stopped, which the retirer does outside the lock.
+  ASSERT_TRUE(WaitUntil([&] { return agent_->applied_generation() == 2u; }));
 
   v1::NodeHealth h = agent_->Health();
   auto p1 = PipelineOf(h, "p1");
@@ -398,6 +412,97 @@ TEST_F(AgentTest, UpdatesAChangedVersionAndLeavesOtherPipelinesRunning) {
   EXPECT_GE(RecordsIn("p2"), p2_before);
 }
 
+// An input whose End() (called by PipelineRunner::Stop) blocks until the
+// test releases it: a pipeline that is slow to stop.
+struct StopGate {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool entered = false;
+  bool released = false;
+  void Enter() {
+    std::unique_lock lock(mu);
+    entered = true;
+    cv.notify_all();
+    cv.wait(lock, [&] { return released; });
+  }
+  void Release() {
+    std::lock_guard lock(mu);
+    released = true;
+    cv.notify_all();
+  }
+  bool Entered() {
+    std::lock_guard lock(mu);
+    return entered;
+  }
+};
+
+class SlowToStopInput final : public runtime::Input {
+ public:
+  explicit SlowToStopInput(StopGate* gate) : gate_(gate) {}
+  Result<runtime::milliseconds> Poll(std::vector<runtime::Record>*) override { return runtime::milliseconds(10); }
+  void End() override { gate_->Enter(); }
+
+ private:
+  StopGate* gate_;
+};
+
+class NullOutput final : public runtime::Output {
+ public:
+  runtime::WriteResult Write(const runtime::Record&) override { return {}; }
+};
+
+MqttMessage FromScheduler(const std::string& topic, const std::string& payload) {
+  MqttMessage m;
+  m.topic = topic;
+  m.payload = payload;
+  m.user_properties = {{kPrincipalProperty, "svc:scheduler"}};
+  return m;
+}
+
+TEST_F(AgentTest, AnswersMessagesAndHealthWhileARemovedPipelineIsStillStopping) {
+  StopGate gate;
+  runtime::ComponentRegistry registry;
+  ASSERT_TRUE(registry
+                  .AddInput("generate",
+                            [&gate](const google::protobuf::Message&, const std::string&, const runtime::Env&)
+                                -> Result<std::unique_ptr<runtime::Input>> {
+                              return std::unique_ptr<runtime::Input>(std::make_unique<SlowToStopInput>(&gate));
+                            })
+                  .ok());
+  ASSERT_TRUE(registry
+                  .AddOutput("file",
+                             [](const google::protobuf::Message&, const std::string&, const runtime::Env&)
+                                 -> Result<std::unique_ptr<runtime::Output>> {
+                               return std::unique_ptr<runtime::Output>(std::make_unique<NullOutput>());
+                             })
+                  .ok());
+  UseRegistry(&registry);
+  StartAgent();
+  PublishConfig(GenerateToFile("p1", 1, "p1-v1"));
+  PublishDesired(Desired(1, {Ref("p1", 1)}));
+  ASSERT_TRUE(WaitUntil([&] {
+    auto p1 = PipelineOf(agent_->Health(), "p1");
+    return p1 && p1->state() == State::RUNNING;
+  }));
+
+  // Removing p1 starts its (blocking) stop; the MQTT callback must return
+  // regardless, and so must a second message and a health report.
+  auto removal = std::async(std::launch::async, [&] {
+    agent_->OnMessage(FromScheduler(topics::NodeDesired(kWs, kNode), Desired(2, {}).SerializeAsString()));
+  });
+  ASSERT_TRUE(WaitUntil([&] { return gate.Entered(); }));
+  const bool returned = removal.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+  auto health = std::async(std::launch::async, [&] { return agent_->Health(); });
+  const bool health_returned = health.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+  const size_t retiring_while_blocked = agent_->retiring();
+  gate.Release();  // whatever happened, let the threads finish
+  EXPECT_TRUE(returned) << "OnMessage blocked on a pipeline's stop";
+  EXPECT_TRUE(health_returned) << "Health blocked on a pipeline's stop";
+  EXPECT_EQ(retiring_while_blocked, 1u);
+  if (health_returned) EXPECT_FALSE(PipelineOf(health.get(), "p1").has_value());
+  ASSERT_TRUE(WaitUntil([&] { return agent_->retiring() == 0 && agent_->applied_generation() == 2u; }));
+}
+
 TEST_F(AgentTest, KeepsTheOldVersionRunningUntilTheNewConfigArrives) {
   StartAgent();
   PublishConfig(GenerateToFile("p1", 1, "p1-v1"));
@@ -413,7 +518,7 @@ TEST_F(AgentTest, KeepsTheOldVersionRunningUntilTheNewConfigArrives) {
   ASSERT_TRUE(OutputGrows("p1"));
 
   PublishConfig(GenerateToFile("p1", 2, "p1-v2"));
-  EXPECT_EQ(agent_->applied_generation(), 2u);
+  ASSERT_TRUE(WaitUntil([&] { return agent_->applied_generation() == 2u; }));
   ASSERT_TRUE(WaitUntil([&] {
     auto lines = ReadLines(Output("p1"));
     return std::count(lines.begin(), lines.end(), "p1-v2") >= 1;
@@ -656,6 +761,24 @@ TEST_F(AgentTest, IgnoresADamagedCache) {
 }
 
 TEST_F(AgentTest, HasNothingToRestoreOnAFreshDataDir) { EXPECT_FALSE(agent_->Restore()); }
+
+}  // namespace
+}  // namespace cairn::edge
+
+namespace cairn::edge {
+namespace {
+
+TEST(HealthWaitingTest, SaysWhetherTheQueuedReportIsStillInTheQueue) {
+  QueueStats qs;
+  qs.next_seq = 11;  // seqs 1..10 appended
+  qs.depth = 3;      // 8, 9, 10 still queued
+  EXPECT_FALSE(HealthWaiting(0, qs));  // nothing queued yet
+  EXPECT_FALSE(HealthWaiting(7, qs));  // acked or dropped
+  EXPECT_TRUE(HealthWaiting(8, qs));
+  EXPECT_TRUE(HealthWaiting(10, qs));
+  qs.depth = 0;
+  EXPECT_FALSE(HealthWaiting(10, qs));
+}
 
 }  // namespace
 }  // namespace cairn::edge

@@ -32,6 +32,13 @@ struct MqttMessage {
   std::string UserProperty(const std::string& name) const;
 };
 
+// A broker's refusal of one PUBLISH (PUBACK reason code >= 0x80), as
+// PublishAndWait reports it: kFailedPrecondition with the code in the
+// message. PublishRefusalReason gives the code back (0: `error` is not such
+// a refusal, e.g. a timeout or a lost connection).
+Error PublishRefused(const std::string& topic, int reason_code);
+int PublishRefusalReason(const Error& error);
+
 // Why one connection attempt failed.
 struct ConnectFailure {
   enum class Kind {
@@ -62,7 +69,8 @@ class MqttClient {
   // while offline (a Paho option).
   virtual Status Publish(const MqttMessage& message) = 0;
   // Publishes and waits until the broker acknowledged it (QoS 1: PUBACK) or
-  // `timeout` passed. A broker refusal (reason code >= 0x80) is an error.
+  // `timeout` passed. A broker refusal (reason code >= 0x80) is an error
+  // made by PublishRefused.
   // The default (test doubles) is Publish.
   virtual Status PublishAndWait(const MqttMessage& message, std::chrono::milliseconds timeout) {
     (void)timeout;

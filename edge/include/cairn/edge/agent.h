@@ -2,8 +2,13 @@
 // (online now; offline by last will or clean shutdown, with bd_seq), reports
 // NodeHealth every interval, and reconciles its pipelines to exactly the
 // retained desired state the scheduler publishes for it.
+// Health reports and the node's shipped logs go through the on-disk outbound
+// queue like stream records (docs/design/edge-queue.md); only the retained
+// birth/death status is published directly.
 // Thread-safety: OnMessage/OnConnection run on the MQTT dispatcher thread;
-// the health loop runs on its own thread; shared state is under mu_.
+// the health loop runs on its own thread; shared state is under mu_. Slow
+// work never happens under mu_: Reconcile plans under it, and the pipelines
+// it retires are stopped and joined by the retirer thread, outside it.
 #pragma once
 
 #include <chrono>
@@ -42,7 +47,13 @@ struct AgentOptions {
   bool allow_exec = false;
   // What pipelines may read and write (--allow-read/--allow-write).
   std::shared_ptr<const FileRoots> files;
+  // The component kinds pipelines are built from (null: the built-in ones).
+  const runtime::ComponentRegistry* registry = nullptr;
 };
+
+// Whether the record appended to the queue as `queued_seq` (0: none) is
+// still in it, given the queue's stats now. Pure.
+bool HealthWaiting(uint64_t queued_seq, const QueueStats& qs);
 
 class Agent {
  public:
@@ -53,7 +64,15 @@ class Agent {
   // any), so that a node restarted without a link runs what it ran before.
   // Call before the first connection attempt. Returns true if a cache was
   // restored; a damaged cache is reported and ignored.
+  // Does nothing (false) once a desired state came from the broker: the
+  // broker's retained state is newer than any cache.
   bool Restore();
+  // Waits up to `max_wait` until a desired state came from the broker (the
+  // retained one arrives right after Start subscribes); true if it did.
+  bool WaitForDesired(std::chrono::milliseconds max_wait);
+  // Sends a whole message (the node's logs) through the outbound queue, so
+  // that it survives an outage; straight to MQTT if the queue is unusable.
+  Status Enqueue(const MqttMessage& message);
   // Subscribes, publishes the birth and starts the health loop. The client
   // must be connected.
   Status Start();
@@ -62,6 +81,9 @@ class Agent {
 
   void OnMessage(const MqttMessage& message);
   void OnConnection(bool connected);
+
+  // Pipelines whose runners are being stopped (retired) right now.
+  size_t retiring() const;
 
   // Builds (does not publish) the current health report.
   v1::NodeHealth Health();
@@ -73,9 +95,15 @@ class Agent {
 
  private:
   void PublishStatus(bool online, const std::string& reason);
-  void PublishHealth();
+  // Queues a health report. At most one regular report waits in the queue
+  // (while one waits, the next is skipped); `force` (a reconnect) queues a
+  // fresh one anyway.
+  void PublishHealth(bool force = false);
+  // Adds the queue's news (drops, refusals) to recent_errors_. Under mu_.
+  void NoteQueueEvents(const QueueStats& qs, const DrainerStats& ds);
   void HealthLoop();
-  void Reconcile();  // under mu_
+  void Reconcile();  // under mu_: plans, starts new runners, hands old ones to the retirer
+  void RetireLoop();  // the retirer thread: stops runners outside mu_
   void SaveCache();  // under mu_: desired state + the configs it names
   bool Wanted(const std::string& name, uint32_t version) const;  // under mu_
   void RequestMissingConfigs();  // not under mu_
@@ -103,6 +131,20 @@ class Agent {
   uint32_t reconnects_ = 0;
   int64_t connected_since_ms_ = 0;
   bool stopping_ = false;
+  bool desired_from_broker_ = false;
+  std::condition_variable desired_cv_;  // with mu_: desired_from_broker_ set
+  // Runners taken out of runners_ (removed or replaced) waiting to be
+  // stopped by the retirer; a name in retiring_names_ is not started again
+  // until its old runner has stopped (they could share files).
+  std::deque<std::unique_ptr<PipelineRunner>> to_retire_;
+  std::multiset<std::string> retiring_names_;
+  bool retire_stop_ = false;
+  std::condition_variable retire_cv_;  // with mu_
+  std::thread retire_thread_;
+  // Queue sequence of the last regular health report queued (0: none).
+  uint64_t queued_health_seq_ = 0;
+  uint64_t reported_dropped_ = 0;  // drops already in recent_errors_
+  uint64_t reported_refused_ = 0;
 
   std::mutex loop_mu_;
   std::condition_variable loop_cv_;

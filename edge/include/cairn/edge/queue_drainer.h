@@ -5,6 +5,10 @@
 // the queue only when every message of it was acknowledged by the broker;
 // on a failure it keeps the window and tries again after a delay or when
 // woken (reconnect), so a record is sent at least once and never skipped.
+// A message the broker refuses (PUBACK reason >= 0x80) is retried with
+// back-off and, when ClassifyRefusal says it never will be accepted, dropped
+// and counted (DrainerStats::refused_*), so one bad message cannot block the
+// queue forever.
 // A token bucket keeps it under the broker's per-connection message rate.
 // It also calls OutboundQueue::Sync about once a second.
 // Thread-safety: Start/Stop/Wake/Stats are thread-safe. The drainer holds
@@ -17,6 +21,7 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -42,7 +47,27 @@ struct DrainerStats {
   uint64_t messages_sent = 0;
   uint64_t records_sent = 0;
   uint64_t failures = 0;
+  // Messages (and the records in them) dropped because the broker refused
+  // them for good, and the last such refusal's text.
+  uint64_t refused_messages = 0;
+  uint64_t refused_records = 0;
+  std::string last_refusal;
 };
+
+// What to do with a message the broker refused with `reason_code` (an MQTT
+// v5 PUBACK reason) for the `refusals`-th time in a row (1 = first):
+//   0x90 topic name invalid, 0x99 payload format invalid: drop at once (the
+//     same bytes can never be accepted);
+//   0x91 packet identifier in use, and any code < 0x80: retry (not a
+//     verdict on the message);
+//   anything else (0x87 not authorized, 0x97 quota exceeded, 0x80, 0x83):
+//     retry with back-off, drop after kMaxRefusals refusals in a row. Cairn's
+//     broker answers 0x87 for its rate limits too, which clear within seconds;
+//     a topic it may not write stays refused.
+// Pure.
+enum class RefusalAction { kRetry, kDrop };
+inline constexpr int kMaxRefusals = 5;
+RefusalAction ClassifyRefusal(int reason_code, int refusals);
 
 // Token bucket over caller-supplied time (pure; the drainer feeds it the
 // steady clock).
@@ -69,6 +94,7 @@ class TokenBucket {
 // message is paired with the highest seq it carries. Pure.
 struct OutgoingMessage {
   MqttMessage message;
+  uint64_t first_seq = 0;
   uint64_t last_seq = 0;
   size_t records = 0;
 };
@@ -106,6 +132,12 @@ class QueueDrainer {
   bool stop_ = false;
   bool woken_ = false;
   DrainerStats stats_;
+  // Drainer thread only: the message (by its first seq) refused in a row,
+  // how often, and the first seqs of messages given up (skipped if a window
+  // is sent again; forgotten once acked).
+  uint64_t refused_seq_ = 0;
+  int refusals_ = 0;
+  std::set<uint64_t> given_up_;
   std::thread thread_;
 };
 
