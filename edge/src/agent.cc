@@ -22,28 +22,40 @@ Agent::Agent(Identity identity, AgentOptions options, MqttClient& mqtt, Clock& c
       started_ms_(clock.NowMs()),
       current_labels_(id_.labels) {
   retire_thread_ = std::thread([this] { RetireLoop(); });
+  // Stream records (at most 40 messages/s of batches) and the node's own
+  // messages (5/s): together under the broker's 50/s per connection.
+  OpenQueue("queue", options_.queue_max_bytes, 40, &queue_, &drainer_);
+  OpenQueue("queue-node", options_.node_queue_max_bytes, 5, &node_queue_, &node_drainer_);
+}
+
+void Agent::OpenQueue(const std::string& name, uint64_t max_bytes, double messages_per_second,
+                      std::unique_ptr<OutboundQueue>* queue_out, std::unique_ptr<QueueDrainer>* drainer_out) {
   SegmentedLogOptions qo;
-  qo.dir = id_.data_dir + "/queue";
-  qo.max_bytes = options_.queue_max_bytes;
+  qo.dir = id_.data_dir + "/" + name;
+  qo.max_bytes = max_bytes;
+  qo.segment_bytes = std::min<uint64_t>(qo.segment_bytes, std::max<uint64_t>(max_bytes / 4, 4096));
   auto queue = OpenSegmentedLogQueue(qo);
   if (!queue.ok()) {
-    spdlog::error("outbound queue unusable, records go straight to MQTT: {}", queue.error().message);
+    spdlog::error("outbound queue {} unusable, its messages go straight to MQTT: {}", qo.dir,
+                  queue.error().message);
     return;
   }
-  queue_ = std::move(*queue);
-  QueueStats qs = queue_->Stats();
+  QueueStats qs = (*queue)->Stats();
   if (qs.depth > 0 || qs.corrupt > 0) {
-    spdlog::info("outbound queue: {} records waiting, {} lost to corruption", qs.depth, qs.corrupt);
+    spdlog::info("outbound queue {}: {} records waiting, {} lost to corruption", qo.dir, qs.depth, qs.corrupt);
   }
   DrainerOptions dopt;
   dopt.node = id_.node;
+  dopt.messages_per_second = messages_per_second;
+  dopt.burst = messages_per_second;
   // The drainer publishes only from its own thread and waits for each
   // message's PUBACK, so a window is acked in the queue only once the broker
   // has every message of it.
-  drainer_ = std::make_unique<QueueDrainer>(
-      *queue_, [this](const MqttMessage& m) { return mqtt_.PublishAndWait(m, std::chrono::seconds(10)); },
+  *drainer_out = std::make_unique<QueueDrainer>(
+      **queue, [this](const MqttMessage& m) { return mqtt_.PublishAndWait(m, std::chrono::seconds(10)); },
       [this] { return mqtt_.IsConnected(); }, dopt);
-  drainer_->Start();
+  *queue_out = std::move(*queue);
+  (*drainer_out)->Start();
 }
 
 Agent::~Agent() {
@@ -138,8 +150,8 @@ bool Agent::WaitForDesired(std::chrono::milliseconds max_wait) {
 }
 
 Status Agent::Enqueue(const MqttMessage& message) {
-  if (!queue_) return mqtt_.Publish(message);
-  auto seq = queue_->Append(QueuedRecord::Kind::kMessage, message.topic, message.content_type, message.payload);
+  if (!node_queue_) return mqtt_.Publish(message);
+  auto seq = node_queue_->Append(QueuedRecord::Kind::kMessage, message.topic, message.content_type, message.payload);
   if (!seq.ok()) return seq.error();
   return OkStatus();
 }
@@ -195,7 +207,9 @@ void Agent::Stop() {
   }
   loop_cv_.notify_all();
   if (health_thread_.joinable()) health_thread_.join();
-  if (drainer_) drainer_->Stop();  // what is left stays queued for the next start
+  // What is left stays queued for the next start.
+  if (drainer_) drainer_->Stop();
+  if (node_drainer_) node_drainer_->Stop();
   PublishStatus(false, "clean shutdown");
   mqtt_.Disconnect();
   {
@@ -220,7 +234,8 @@ void Agent::OnConnection(bool connected) {
   // again (same bd_seq: it is the same agent session).
   PublishStatus(true, "");
   PublishHealth(/*force=*/true);  // a fresh report, behind what waited
-  if (drainer_) drainer_->Wake();  // send what was queued while the link was down
+  if (drainer_) drainer_->Wake();
+  if (node_drainer_) node_drainer_->Wake();  // send what was queued while the link was down
 }
 
 void Agent::PublishStatus(bool online, const std::string& reason) {
@@ -278,9 +293,24 @@ v1::NodeHealth Agent::Health() {
   }
   h.set_seq(++health_seq_);
   h.set_reconnects(reconnects_);
-  if (queue_) {
-    const QueueStats qs = queue_->Stats();
-    const DrainerStats ds = drainer_ ? drainer_->Stats() : DrainerStats{};
+  {
+    // Both queues together: the streams' and the node's own.
+    QueueStats qs;
+    DrainerStats ds;
+    for (const auto* pair : {&drainer_, &node_drainer_}) {
+      if (*pair) {
+        DrainerStats d = (*pair)->Stats();
+        ds.refused_records += d.refused_records;
+        if (!d.last_refusal.empty()) ds.last_refusal = d.last_refusal;
+      }
+    }
+    for (const auto* q : {&queue_, &node_queue_}) {
+      if (*q) {
+        QueueStats one = (*q)->Stats();
+        qs.depth += one.depth;
+        qs.dropped += one.dropped;
+      }
+    }
     h.set_buffered_messages(qs.depth);
     h.set_dropped_messages(qs.dropped);
     h.set_refused_messages(ds.refused_records);
@@ -313,7 +343,7 @@ uint64_t Agent::applied_generation() const {
 void Agent::PublishHealth(bool force) {
   const std::string topic = topics::NodeHealth(id_.workspace, id_.node);
   const std::string content_type = "cairn.v1.NodeHealth";
-  if (!queue_) {
+  if (!node_queue_) {
     MqttMessage m;
     m.topic = topic;
     m.payload = Health().SerializeAsString();
@@ -324,10 +354,10 @@ void Agent::PublishHealth(bool force) {
   }
   if (!force) {
     std::lock_guard lock(mu_);
-    if (HealthWaiting(queued_health_seq_, queue_->Stats())) return;  // bounded: one waits at a time
+    if (HealthWaiting(queued_health_seq_, node_queue_->Stats())) return;  // bounded: one waits at a time
   }
   // Appended outside mu_ (one write(2)); sent in order with the records.
-  auto seq = queue_->Append(QueuedRecord::Kind::kMessage, topic, content_type, Health().SerializeAsString());
+  auto seq = node_queue_->Append(QueuedRecord::Kind::kMessage, topic, content_type, Health().SerializeAsString());
   if (!seq.ok()) {
     spdlog::debug("health not queued: {}", seq.error().message);
     return;
@@ -344,9 +374,8 @@ bool HealthWaiting(uint64_t queued_seq, const QueueStats& qs) {
 
 void Agent::NoteQueueEvents(const QueueStats& qs, const DrainerStats& ds) {
   if (qs.dropped > reported_dropped_) {
-    RecordError("outbound queue full (" + std::to_string(options_.queue_max_bytes) + " bytes): dropped the " +
-                std::to_string(qs.dropped - reported_dropped_) + " oldest record(s), " +
-                std::to_string(qs.dropped) + " since start");
+    RecordError("outbound queue full: dropped the " + std::to_string(qs.dropped - reported_dropped_) +
+                " oldest record(s), " + std::to_string(qs.dropped) + " since start (cairn-edge run --queue-max-bytes)");
     reported_dropped_ = qs.dropped;
   }
   if (ds.refused_records > reported_refused_) {

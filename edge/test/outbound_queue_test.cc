@@ -7,10 +7,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
 
+#include "cairn/common/rpc.h"
 #include "cairn/common/topics.h"
 #include "cairn/edge/agent.h"
 #include "cairn/edge/queue_drainer.h"
@@ -455,6 +458,56 @@ TEST_F(DrainerTest, KeepsTheWindowWhenAPublishFailsAndSendsItAgain) {
   EXPECT_EQ(d.Stats().failures, 2u);
 }
 
+TEST(ClassifyRefusal, DropsWhatCanNeverBeAcceptedAndRetriesWhatMayClear) {
+  EXPECT_EQ(ClassifyRefusal(0x90, 1), RefusalAction::kDrop);  // topic name invalid
+  EXPECT_EQ(ClassifyRefusal(0x99, 1), RefusalAction::kDrop);  // payload format invalid
+  // Not authorized: Cairn's broker says so for its rate limits too.
+  EXPECT_EQ(ClassifyRefusal(0x87, 1), RefusalAction::kRetry);
+  EXPECT_EQ(ClassifyRefusal(0x87, kMaxRefusals - 1), RefusalAction::kRetry);
+  EXPECT_EQ(ClassifyRefusal(0x87, kMaxRefusals), RefusalAction::kDrop);
+  EXPECT_EQ(ClassifyRefusal(0x97, kMaxRefusals), RefusalAction::kDrop);  // quota exceeded, for good
+  EXPECT_EQ(ClassifyRefusal(0x97, 1), RefusalAction::kRetry);
+  EXPECT_EQ(ClassifyRefusal(0x91, 100), RefusalAction::kRetry);  // packet identifier in use
+  EXPECT_EQ(ClassifyRefusal(0, 100), RefusalAction::kRetry);     // not a refusal
+}
+
+TEST(PublishRefusal, CarriesTheReasonCodeAndIsToldApartFromOtherFailures) {
+  EXPECT_EQ(PublishRefusalReason(PublishRefused("cairn/v1/x", 0x87)), 0x87);
+  EXPECT_EQ(PublishRefusalReason(PublishRefused("odd (reason 0x12) topic", 0x99)), 0x99);
+  EXPECT_EQ(PublishRefusalReason(Error::Unavailable("not connected")), 0);
+  EXPECT_EQ(PublishRefusalReason(Error::DeadlineExceeded("no acknowledgement")), 0);
+}
+
+TEST_F(DrainerTest, DropsAMessageTheBrokerRefusesForGoodAndSendsTheRest) {
+  auto q = Open();
+  Append(*q, "r1");
+  ASSERT_TRUE(q->Append(QueuedRecord::Kind::kMessage, "forbidden", "text/plain", "m").ok());
+  Append(*q, "r3");
+  std::atomic<int> refusals{0};
+  auto inner = Publisher();
+  QueueDrainer d(
+      *q,
+      [&](const MqttMessage& m) -> Status {
+        if (m.topic == "forbidden") {
+          ++refusals;
+          return PublishRefused(m.topic, 0x87);
+        }
+        return inner(m);
+      },
+      [this] { return connected_.load(); }, Options());
+  d.Start();
+  ASSERT_TRUE(testutil::WaitUntil([&] { return q->Stats().depth == 0; }, std::chrono::seconds(10)));
+  d.Stop();
+  EXPECT_EQ(refusals.load(), kMaxRefusals);
+  EXPECT_EQ(d.Stats().refused_messages, 1u);
+  EXPECT_EQ(d.Stats().refused_records, 1u);
+  EXPECT_NE(d.Stats().last_refusal.find("reason 0x87"), std::string::npos) << d.Stats().last_refusal;
+  // The records around it arrived; r1 possibly twice (its window was retried).
+  auto seqs = SentSeqs();
+  EXPECT_NE(std::find(seqs.begin(), seqs.end(), 1u), seqs.end());
+  EXPECT_NE(std::find(seqs.begin(), seqs.end(), 3u), seqs.end());
+}
+
 // The agent's mqtt output path: records go through the queue and the drainer.
 TEST(AgentOutboundQueue, SendsSequencedBatchesAndHoldsRecordsWhileTheLinkIsDownWithoutGaps) {
   std::string tmpl = (fs::temp_directory_path() / "cairn-agent-queue-test-XXXXXX").string();
@@ -536,6 +589,64 @@ TEST(AgentOutboundQueue, SendsSequencedBatchesAndHoldsRecordsWhileTheLinkIsDownW
     }
   }
   EXPECT_GT(expect, 30u);
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+}
+
+// A full queue drops the oldest records, counts them and says so in health.
+TEST(AgentOutboundQueue, ReportsTheRecordsAFullQueueDroppedInHealth) {
+  std::string tmpl = (fs::temp_directory_path() / "cairn-agent-queue-test-XXXXXX").string();
+  ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+  const std::string dir = tmpl;
+  auto broker = std::make_shared<testing::FakeBroker>();
+  testing::FakeMqttClient node(broker, "node-n1", "node:ws:n1");
+  testing::FakeMqttClient scheduler(broker, "scheduler", "svc:scheduler");
+  Identity id;
+  id.data_dir = dir;
+  id.workspace = "ws";
+  id.node = "n1";
+  id.broker_url = "ssl://x:1";
+  AgentOptions opts;
+  opts.health_interval = std::chrono::hours(1);
+  opts.queue_max_bytes = 2048;  // a few dozen records
+  auto agent = std::make_unique<Agent>(id, opts, node, SystemClock::Instance());
+  node.SetMessageHandler([&](const MqttMessage& m) { agent->OnMessage(m); });
+  ASSERT_TRUE(node.Connect().ok());
+  ASSERT_TRUE(scheduler.Connect().ok());
+  ASSERT_TRUE(agent->Start().ok());
+  node.SetConnected(false);
+
+  v1::PipelineConfig c;
+  c.set_name("beats");
+  c.set_workspace("ws");
+  c.set_version(1);
+  c.set_digest("d1");
+  c.mutable_spec()->mutable_input()->mutable_generate()->set_interval_ms(10);
+  c.mutable_spec()->mutable_input()->mutable_generate()->set_message("beat");
+  c.mutable_spec()->mutable_output()->mutable_mqtt()->set_stream("beats");
+  v1::DesiredState d;
+  d.set_generation(1);
+  auto* ref = d.add_pipelines();
+  ref->set_name("beats");
+  ref->set_version(1);
+  ref->set_digest("d1");
+  for (const auto& [topic, payload] : {std::pair{topics::PipelineConfig("ws", "beats", 1), c.SerializeAsString()},
+                                       std::pair{topics::NodeDesired("ws", "n1"), d.SerializeAsString()}}) {
+    MqttMessage m;
+    m.topic = topic;
+    m.payload = payload;
+    m.retained = true;
+    m.user_properties = {{kPrincipalProperty, "svc:scheduler"}};
+    agent->OnMessage(m);  // the link is down: handed over as if it came before
+  }
+  ASSERT_TRUE(testutil::WaitUntil([&] { return agent->Health().dropped_messages() >= 10; }));
+  v1::NodeHealth h = agent->Health();
+  EXPECT_GT(h.buffered_messages(), 0u);
+  bool said_so = false;
+  for (const auto& e : h.recent_errors()) said_so = said_so || e.find("outbound queue full") != std::string::npos;
+  EXPECT_TRUE(said_so) << h.DebugString();
+  agent->Stop();
+  agent.reset();
   std::error_code ec;
   fs::remove_all(dir, ec);
 }

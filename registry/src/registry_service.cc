@@ -221,6 +221,11 @@ void RegistryService::OnStatus(const std::string& ws, const std::string& node,
   }
 }
 
+bool HealthReplacesStored(const v1::NodeHealth& incoming, const v1::NodeHealth& stored) {
+  if (incoming.timestamp_ms() != stored.timestamp_ms()) return incoming.timestamp_ms() > stored.timestamp_ms();
+  return incoming.seq() >= stored.seq();
+}
+
 void RegistryService::OnHealth(const std::string& ws, const std::string& node,
                                const MqttMessage& m) {
   if (m.payload.size() > kMaxHealthBytes) return Malformed("health", m.topic, "too large");
@@ -233,10 +238,24 @@ void RegistryService::OnHealth(const std::string& ws, const std::string& node,
   bool became_online = false;
   auto st = db_.Tx([&](pqxx::work& tx) -> Status {
     auto cur = tx.exec_params(
-        "SELECT state FROM nodes WHERE workspace = $1 AND name = $2 FOR UPDATE", ws, node);
+        "SELECT state, encode(health, 'hex') FROM nodes WHERE workspace = $1 AND name = $2 FOR UPDATE", ws, node);
     if (cur.empty() || cur[0][0].as<std::string>() == "revoked") return OkStatus();
     std::string state = cur[0][0].as<std::string>();
     became_online = state == "stale" || state == "new";
+    v1::NodeHealth stored;
+    if (!cur[0][1].is_null()) {
+      auto raw = tls::HexDecode(cur[0][1].as<std::string>());
+      if (raw.ok() && stored.ParseFromString(*raw) && !HealthReplacesStored(health, stored)) {
+        // An older report (drained from the node's queue): alive, not current.
+        tx.exec_params(
+            "UPDATE nodes SET last_seen_ms = $3,"
+            " state_since_ms = CASE WHEN state IN ('stale', 'new') THEN $3 ELSE state_since_ms END,"
+            " state = CASE WHEN state IN ('stale', 'new') THEN 'online' ELSE state END"
+            " WHERE workspace = $1 AND name = $2",
+            ws, node, now);
+        return OkStatus();
+      }
+    }
     tx.exec_params(
         "UPDATE nodes SET health = decode($3, 'hex'), health_ms = $4, last_seen_ms = $4,"
         " health_interval_s = $5, agent_version = $6,"

@@ -43,6 +43,10 @@ struct AgentOptions {
   // Bound of the outbound queue (DATA_DIR/queue); the oldest records are
   // dropped beyond it.
   uint64_t queue_max_bytes = 64ull << 20;
+  // Bound of the node's own queue (DATA_DIR/queue-node: health reports and
+  // shipped logs), kept apart so that the streams' cairn-seq has no holes
+  // and a data backlog neither delays nor evicts health.
+  uint64_t node_queue_max_bytes = 4ull << 20;
   // Whether `exec` inputs may run commands (the node owner's --allow-exec).
   bool allow_exec = false;
   // What pipelines may read and write (--allow-read/--allow-write).
@@ -103,7 +107,9 @@ class Agent {
   void NoteQueueEvents(const QueueStats& qs, const DrainerStats& ds);
   void HealthLoop();
   void Reconcile();  // under mu_: plans, starts new runners, hands old ones to the retirer
-  void RetireLoop();  // the retirer thread: stops runners outside mu_
+  void RetireLoop();
+  void OpenQueue(const std::string& name, uint64_t max_bytes, double messages_per_second,
+                 std::unique_ptr<OutboundQueue>* queue, std::unique_ptr<QueueDrainer>* drainer);  // the retirer thread: stops runners outside mu_
   void SaveCache();  // under mu_: desired state + the configs it names
   bool Wanted(const std::string& name, uint32_t version) const;  // under mu_
   void RequestMissingConfigs();  // not under mu_
@@ -157,6 +163,10 @@ class Agent {
   // Null if the queue could not be opened (then records go straight to MQTT).
   std::unique_ptr<OutboundQueue> queue_;
   std::unique_ptr<QueueDrainer> drainer_;
+  // The node's own messages (health, logs): same mechanism, own bound and a
+  // small share of the broker's message rate.
+  std::unique_ptr<OutboundQueue> node_queue_;
+  std::unique_ptr<QueueDrainer> node_drainer_;
 
   // The labels pipelines see now (`set` follows relabels without a
   // restart). Its own lock: pipeline threads read it, never taking mu_.

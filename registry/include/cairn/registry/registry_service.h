@@ -22,6 +22,7 @@
 #include "cairn/common/rpc.h"
 #include "cairn/common/tls.h"
 #include "cairn/v1/events.pb.h"
+#include "cairn/v1/node.pb.h"
 #include "cairn/v1/rpc.pb.h"
 
 namespace cairn::registry {
@@ -38,6 +39,13 @@ struct RegistryOptions {
   // empty at start ("" = no first admin is created).
   std::string admin_password_file;
 };
+
+// Whether a health report replaces the one stored for its node: reports
+// can arrive out of order (a node drains its outbound queue after an outage,
+// docs/design/edge-queue.md), and the stored one must stay the newest by the
+// node's own timestamp (then seq). A report that loses still counts as a
+// sign of life. Pure.
+bool HealthReplacesStored(const v1::NodeHealth& incoming, const v1::NodeHealth& stored);
 
 class RegistryService {
  public:
