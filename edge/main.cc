@@ -1,6 +1,7 @@
 // cairn-edge: the node daemon.
 //   cairn-edge bootstrap [--bootstrap-token-file FILE] [--name NAME] [--label k=v]... [--data-dir DIR]
 //   cairn-edge run [--data-dir DIR] [--bootstrap-token-file FILE] [--health-interval 10s]
+//                  [--desired-wait 5s] [--queue-max-bytes N]
 // Both lock the data dir for the life of the process (data_dir_lock.h): a
 // second process on the same dir is refused, naming the first one's pid.
 // The bootstrap token comes preferably from a file or CAIRN_EDGE_BOOTSTRAP_TOKEN
@@ -40,6 +41,8 @@ struct Config {
   std::string name;
   std::map<std::string, std::string> labels;
   std::chrono::milliseconds health_interval{10000};
+  std::chrono::milliseconds desired_wait{5000};
+  int64_t queue_max_bytes = 64ll << 20;
   int64_t cert_renew_percent = edge::kDefaultRenewPercent;
   std::string ship_log_level = "warn";
   int64_t ship_log_rate = 20;
@@ -57,6 +60,12 @@ struct Config {
     s.String("name", &name, "node name at bootstrap (default: the host name)");
     s.Map("label", &labels, "label k=v requested at bootstrap");
     s.Duration("health-interval", &health_interval, "health report interval (default 10s)");
+    s.Duration("desired-wait", &desired_wait,
+               "at start with the broker reachable, wait this long for the retained desired state before "
+               "running the cached one (default 5s; docs/deploy-node.md)");
+    s.Int("queue-max-bytes", &queue_max_bytes,
+          "bound of the on-disk queue of stream records kept while offline; beyond it the oldest are "
+          "dropped, counted and reported in health (default 67108864 = 64 MiB, at least 1024)");
     s.Int("cert-renew-percent", &cert_renew_percent,
           "renew the node certificate when this share of its life has passed (default 67; 0 = at once, for tests)");
     s.String("ship-log-level", &ship_log_level,
@@ -80,6 +89,7 @@ int Fail(const std::string& what) { return ExitWithError("cairn-edge", what); }
 constexpr char kUsage[] =
     "usage: cairn-edge bootstrap [--bootstrap-token-file FILE] [--name NAME] [--label k=v]... [--data-dir DIR]\n"
     "       cairn-edge run [--data-dir DIR] [--bootstrap-token-file FILE] [--health-interval 10s]\n"
+    "                      [--desired-wait 5s] [--queue-max-bytes 67108864]\n"
     "\n"
     "The bootstrap token: give it in a file (--bootstrap-token-file FILE, mode 0600) or in the\n"
     "environment (CAIRN_EDGE_BOOTSTRAP_TOKEN=TOKEN). --token TOKEN / --bootstrap-token TOKEN still\n"
@@ -91,6 +101,9 @@ constexpr char kUsage[] =
     "already holds an identity runs as that identity and says so (a warning when they differ).\n"
     "Warnings and errors also go, rate-limited and batched, to the node's logs topic\n"
     "(cairnctl node logs NODE -f; see --ship-log-level, --ship-log-rate).\n"
+    "Offline, stream records, health and logs wait in on-disk queues below the data dir\n"
+    "(--queue-max-bytes; the oldest are dropped when full). At start `run` waits up to\n"
+    "--desired-wait for the broker's desired state before running the cached one.\n"
     "\n"
     "Exit codes: 0 stopped by a signal; 1 bad configuration or failed start;\n"
     "78 the identity is no longer usable (certificate revoked or expired): bootstrap again\n"
@@ -161,16 +174,21 @@ int WaitForSignalOrVerdict(std::chrono::milliseconds d, const edge::IdentityWatc
   }
 }
 
-// The one place the node's log batches leave: straight to the MQTT client
-// today (fails at once while offline; the shipper keeps the lines). The
-// on-disk queue takes its place here.
-Status PublishNodeLogs(MqttClient& mqtt, const MqttMessage& batch) { return mqtt.Publish(batch); }
+// The one place the node's log batches leave: the agent's on-disk queue for
+// the node's own messages (sent when the link is up, kept while it is
+// down). Until the agent exists the shipper keeps its lines and tries again.
+Status PublishNodeLogs(const std::atomic<edge::Agent*>& agent, const MqttMessage& batch) {
+  edge::Agent* a = agent.load();
+  if (a == nullptr) return Error::Unavailable("the agent is not up yet");
+  return a->Enqueue(batch);
+}
 
 // The node's own log lines on their way to its logs topic (log_shipper.h),
 // from construction until Stop() or the end of the scope.
 class NodeLogShipping {
  public:
-  NodeLogShipping(const Config& cfg, const edge::Identity& id, MqttClient& mqtt, const Clock& clock) {
+  NodeLogShipping(const Config& cfg, const edge::Identity& id, const std::atomic<edge::Agent*>& agent,
+                  const Clock& clock) {
     if (cfg.ship_log_level == "off") return;
     edge::LogShipperOptions o;
     o.workspace = id.workspace;
@@ -178,7 +196,7 @@ class NodeLogShipping {
     o.lines_per_second = static_cast<double>(cfg.ship_log_rate);
     o.line_burst = 10.0 * static_cast<double>(cfg.ship_log_rate);
     shipper_ = std::make_unique<edge::LogShipper>(
-        o, [&mqtt](const MqttMessage& m) { return PublishNodeLogs(mqtt, m); }, clock);
+        o, [&agent](const MqttMessage& m) { return PublishNodeLogs(agent, m); }, clock);
     sink_ = std::make_shared<edge::LogShipperSink>(shipper_.get());
     sink_->set_level(spdlog::level::from_str(cfg.ship_log_level));
     // Before any thread of the node logs (pipelines start after this).
@@ -214,6 +232,10 @@ Status CheckShipLogConfig(const Config& cfg) {
 int Run(const Config& cfg, const std::string& token) {
   if (cfg.health_interval < std::chrono::milliseconds(100)) return Fail("health-interval must be at least 100ms");
   if (cfg.cert_renew_percent < 0 || cfg.cert_renew_percent > 99) return Fail("cert-renew-percent must be 0..99");
+  if (cfg.desired_wait < std::chrono::milliseconds(0) || cfg.desired_wait > std::chrono::minutes(10)) {
+    return Fail("desired-wait must be 0..10m");
+  }
+  if (cfg.queue_max_bytes < 1024) return Fail("queue-max-bytes must be at least 1024");
   if (auto st = CheckShipLogConfig(cfg); !st.ok()) return Fail(st.error().message);
   const bool had_identity = edge::HasIdentity(cfg.data_dir);
   if (!had_identity) {
@@ -278,13 +300,15 @@ int Run(const Config& cfg, const std::string& token) {
   will.content_type = "cairn.v1.NodeStatus";
   mo.will = will;
   auto mqtt = MakePahoMqttClient(mo);
-  NodeLogShipping log_shipping(cfg, *id, *mqtt, clock);
+  std::atomic<edge::Agent*> agent_for_logs{nullptr};
+  NodeLogShipping log_shipping(cfg, *id, agent_for_logs, clock);
 
   edge::AgentOptions ao;
   ao.health_interval = cfg.health_interval;
   ao.agent_version = kVersion;
   ao.bd_seq = bd_seq;
   ao.allow_exec = cfg.allow_exec;
+  ao.queue_max_bytes = static_cast<uint64_t>(cfg.queue_max_bytes);
   {
     auto roots = edge::FileRoots::Make({cfg.data_dir, cfg.allow_read, cfg.allow_write});
     if (!roots.ok()) return Fail(roots.error().message);
@@ -294,6 +318,12 @@ int Run(const Config& cfg, const std::string& token) {
     ao.files = std::make_shared<const edge::FileRoots>(std::move(*roots));
   }
   edge::Agent agent(*id, ao, *mqtt, clock);
+  agent_for_logs = &agent;
+  // The shipper sends through the agent: on every way out it stops first.
+  struct StopShippingFirst {
+    NodeLogShipping& shipping;
+    ~StopShippingFirst() { shipping.Stop(); }
+  } stop_shipping_first{log_shipping};
   edge::IdentityWatch watch(*id, *cert, clock);
   RpcClient rpc(*mqtt);
   edge::RenewOptions ro;
@@ -312,11 +342,18 @@ int Run(const Config& cfg, const std::string& token) {
     if (up) watch.OnConnected();
     if (!up || connects++ > 0) agent.OnConnection(up);
   });
-  // What the node ran before a restart runs again at once, link or not.
-  agent.Restore();
+  // What the node ran before a restart runs again, but never a pipeline
+  // deleted or replaced while it was away: with the broker reachable, the
+  // retained desired state decides (waited for up to --desired-wait, then
+  // the cache); when the first connection fails, the cache at once
+  // (docs/deploy-node.md).
+  Status st = mqtt->Connect();
+  if (!st.ok()) {
+    spdlog::info("broker not reachable at start: running the cached desired state");
+    agent.Restore();
+  }
   // Until the first connection succeeds, retry with back-off (the link may be
   // down for hours). Refusals count towards the watch's verdict.
-  Status st = mqtt->Connect();
   auto backoff = std::chrono::seconds(1);
   while (!st.ok()) {
     if (int sig = WaitForSignalOrVerdict(std::chrono::milliseconds(200), watch); sig != 0) {
@@ -344,6 +381,9 @@ int Run(const Config& cfg, const std::string& token) {
   if (auto s = agent.Start(); !s.ok()) {
     agent.Stop();
     return Fail(s.error().message);
+  }
+  if (!agent.WaitForDesired(cfg.desired_wait) && agent.Restore()) {
+    spdlog::info("no desired state from the broker within {} ms: running the cached one", cfg.desired_wait.count());
   }
   renewer.Start();
   int sig = 0;
