@@ -250,13 +250,20 @@ void Agent::PublishStatus(bool online, const std::string& reason) {
 }
 
 void Agent::HealthLoop() {
+  // A report due while the previous one still waits in the queue is not
+  // dropped: it is made once that one has left (checked every 200 ms), so
+  // an immediate report (HealthSoon) still goes out at once after it.
+  constexpr auto kRecheck = std::chrono::milliseconds(200);
+  bool due = false;
   std::unique_lock lock(loop_mu_);
   while (!loop_stop_) {
-    loop_cv_.wait_for(lock, options_.health_interval, [this] { return loop_stop_ || health_now_; });
+    loop_cv_.wait_for(lock, due ? std::min<std::chrono::milliseconds>(kRecheck, options_.health_interval)
+                                : options_.health_interval,
+                      [this] { return loop_stop_ || health_now_; });
     if (loop_stop_) break;
     health_now_ = false;
     lock.unlock();
-    PublishHealth();
+    due = !PublishHealth();
     lock.lock();
   }
 }
@@ -340,7 +347,7 @@ uint64_t Agent::applied_generation() const {
   return applied_generation_;
 }
 
-void Agent::PublishHealth(bool force) {
+bool Agent::PublishHealth(bool force) {
   const std::string topic = topics::NodeHealth(id_.workspace, id_.node);
   const std::string content_type = "cairn.v1.NodeHealth";
   if (!node_queue_) {
@@ -350,20 +357,21 @@ void Agent::PublishHealth(bool force) {
     m.qos = 1;
     m.content_type = content_type;
     if (auto st = mqtt_.Publish(m); !st.ok()) spdlog::debug("health not published: {}", st.error().message);
-    return;
+    return true;
   }
   if (!force) {
     std::lock_guard lock(mu_);
-    if (HealthWaiting(queued_health_seq_, node_queue_->Stats())) return;  // bounded: one waits at a time
+    if (HealthWaiting(queued_health_seq_, node_queue_->Stats())) return false;  // bounded: one waits at a time
   }
   // Appended outside mu_ (one write(2)); sent in order with the records.
   auto seq = node_queue_->Append(QueuedRecord::Kind::kMessage, topic, content_type, Health().SerializeAsString());
   if (!seq.ok()) {
     spdlog::debug("health not queued: {}", seq.error().message);
-    return;
+    return true;  // an I/O error: the next interval tries again
   }
   std::lock_guard lock(mu_);
   queued_health_seq_ = std::max(queued_health_seq_, *seq);
+  return true;
 }
 
 bool HealthWaiting(uint64_t queued_seq, const QueueStats& qs) {
@@ -582,6 +590,9 @@ void Agent::Reconcile() {
     runners_[name] = std::move(*runner);
   }
   if (!to_retire_.empty()) retire_cv_.notify_all();
+  // Applied means exactly the desired set runs: not while an old runner is
+  // still stopping (RetireLoop reconciles again after each).
+  if (!retiring_names_.empty()) complete = false;
   SaveCache();
   if (complete && applied_generation_ != desired_->generation()) {
     applied_generation_ = desired_->generation();

@@ -356,7 +356,9 @@ TEST_F(AgentTest, RunsExactlyThePipelinesListedInDesiredState) {
 
   const uint64_t p2_before = RecordsIn("p2");
   PublishDesired(Desired(2, {Ref("p2", 1)}));
-  EXPECT_EQ(agent_->applied_generation(), 2u);
+  // Applied once p1's runner has stopped (outside the agent's lock).
+  ASSERT_TRUE(WaitUntil([&] { return agent_->applied_generation() == 2u; }));
+  EXPECT_EQ(agent_->retiring(), 0u);
 
   // p1 is gone: not listed, and its output no longer grows.
   v1::NodeHealth h = agent_->Health();
@@ -681,6 +683,7 @@ TEST_F(AgentTest, StopsEverythingWhenTheDesiredStateIsCleared) {
 
   PublishAsScheduler(topics::NodeDesired(kWs, kNode), "", "");  // retained clear
   EXPECT_EQ(broker_->Retained().count(topics::NodeDesired(kWs, kNode)), 0u);
+  ASSERT_TRUE(WaitUntil([&] { return agent_->retiring() == 0; }));  // stopped outside the lock
   v1::NodeHealth h = agent_->Health();
   EXPECT_EQ(h.pipelines_size(), 0);
   const uintmax_t p1_size = FileSize(Output("p1"));

@@ -99,10 +99,11 @@ class Agent {
 
  private:
   void PublishStatus(bool online, const std::string& reason);
-  // Queues a health report. At most one regular report waits in the queue
-  // (while one waits, the next is skipped); `force` (a reconnect) queues a
-  // fresh one anyway.
-  void PublishHealth(bool force = false);
+  // Queues a health report. At most one regular report waits in the queue:
+  // while one waits, nothing is queued and false is returned (the health
+  // loop tries again shortly); `force` (a reconnect) queues a fresh one
+  // anyway.
+  bool PublishHealth(bool force = false);
   // Adds the queue's news (drops, refusals) to recent_errors_. Under mu_.
   void NoteQueueEvents(const QueueStats& qs, const DrainerStats& ds);
   void HealthLoop();
