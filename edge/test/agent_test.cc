@@ -751,6 +751,34 @@ TEST_F(AgentTest, RestoresItsPipelinesFromTheDataDirWithoutABroker) {
   restarted.Stop();
 }
 
+// Restarted with the broker reachable, the broker's desired state wins: the
+// cache is not run, not even for a moment (cairn-edge run --desired-wait).
+TEST_F(AgentTest, DoesNotRunTheCacheOnceTheBrokersDesiredStateArrived) {
+  PublishConfig(GenerateToFile("p1", 1, "cached"));
+  StartAgent();
+  PublishDesired(Desired(4, {Ref("p1", 1)}));
+  ASSERT_TRUE(OutputGrows("p1"));
+  StopAgent();
+  // While the node is away p1 is deleted: the retained state names p2.
+  PublishConfig(GenerateToFile("p2", 1, "current"));
+  PublishDesired(Desired(5, {Ref("p2", 1)}));
+  const uintmax_t p1_size = FileSize(Output("p1"));
+
+  auto broker_node = std::make_unique<FakeMqttClient>(broker_, "node-n1b", "node:ws:n1");
+  Agent restarted(id_, opts_, *broker_node, SystemClock::Instance());
+  broker_node->SetMessageHandler([&](const MqttMessage& m) { restarted.OnMessage(m); });
+  ASSERT_TRUE(broker_node->Connect().ok());
+  EXPECT_FALSE(restarted.WaitForDesired(std::chrono::milliseconds(0)));  // not subscribed yet
+  ASSERT_TRUE(restarted.Start().ok());  // the retained state arrives on subscribing
+  EXPECT_TRUE(restarted.WaitForDesired(std::chrono::seconds(5)));
+  EXPECT_FALSE(restarted.Restore());  // the cache is not used
+  ASSERT_TRUE(OutputGrows("p2"));
+  EXPECT_EQ(restarted.applied_generation(), 5u);
+  EXPECT_FALSE(PipelineOf(restarted.Health(), "p1").has_value());
+  EXPECT_EQ(FileSize(Output("p1")), p1_size);
+  restarted.Stop();
+}
+
 TEST_F(AgentTest, IgnoresADamagedCache) {
   fs::create_directories(fs::path(dir_) / "state");
   {
