@@ -18,8 +18,8 @@
 // and since start (`dropped`, `dropped_total`); a message with no lines is
 // sent when only drops are to report.
 //
-// Publishing goes through one LogPublishFn (today MqttClient::Publish; the
-// node's on-disk queue can take its place without touching this class).
+// Publishing goes through one LogPublishFn (in cairn-edge: Agent::Enqueue,
+// the node's on-disk queue for its own messages, docs/design/edge-queue.md).
 // No feedback loop: the shipper never logs, lines logged on the thread that
 // is publishing a batch (e.g. the MQTT client reporting the failure) are not
 // shipped, and a failed publish is only counted (stats()).
