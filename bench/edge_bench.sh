@@ -218,7 +218,7 @@ phase_idle() {
   fig "idle CPU" "$(awk -v t=$((t1 - t0)) -v hz="$CLK_TCK" -v ns=$((n1 - n0)) 'BEGIN { printf "%.3f", 100 * t / hz / (ns / 1e9) }') % of a core" "$note"
   fig "idle RSS" "$(kb_mb "$(smaps_kb "$NODE_PID" Rss)") MB" "smaps_rollup"
   fig "idle PSS" "$(kb_mb "$(smaps_kb "$NODE_PID" Pss)") MB" "shared pages split with the other processes mapping them (registry, scheduler)"
-  fig "idle private" "$(kb_mb $(( $(smaps_kb "$NODE_PID" Private_Clean) + $(smaps_kb "$NODE_PID" Private_Dirty) )))  MB" \
+  fig "idle private" "$(kb_mb $(( $(smaps_kb "$NODE_PID" Private_Clean) + $(smaps_kb "$NODE_PID" Private_Dirty) ))) MB" \
     "Private_Clean + Private_Dirty (anonymous $(kb_mb "$(smaps_kb "$NODE_PID" Anonymous)") MB): what no other process shares"
 }
 
