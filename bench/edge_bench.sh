@@ -129,6 +129,18 @@ FAILED=0
 fig() { FIG_NAMES+=("$1"); FIG_VALUES+=("$2"); FIG_NOTES+=("${3:-}"); }
 fig_failed() { fig "$1" "FAILED" "$2"; FAILED=1; }
 
+# rss_by_mapping PID: where the RSS is, from /proc/PID/smaps: kB of Rss and
+# of Private_Clean+Private_Dirty per mapped file (anonymous memory, heap and
+# stacks as one line each), largest first.
+rss_by_mapping() {
+  awk '
+    /^[0-9a-f]+-[0-9a-f]+ / { name = (NF >= 6) ? $6 : "[anonymous]"; if (name ~ /^\[stack/) name = "[stacks]"; next }
+    $1 == "Rss:" { rss[name] += $2 }
+    $1 == "Private_Clean:" || $1 == "Private_Dirty:" { priv[name] += $2 }
+    END { for (n in rss) if (rss[n] > 0) printf "%d %d %s\n", rss[n], priv[n], n }
+  ' "/proc/$1/smaps" | sort -rn
+}
+
 # --- the stack and the node -----------------------------------------------
 
 cairnctl() { "$BIN_DIR/cairnctl" "$@"; }
@@ -218,6 +230,7 @@ phase_idle() {
   fig "idle CPU" "$(awk -v t=$((t1 - t0)) -v hz="$CLK_TCK" -v ns=$((n1 - n0)) 'BEGIN { printf "%.3f", 100 * t / hz / (ns / 1e9) }') % of a core" "$note"
   fig "idle RSS" "$(kb_mb "$(smaps_kb "$NODE_PID" Rss)") MB" "smaps_rollup"
   fig "idle PSS" "$(kb_mb "$(smaps_kb "$NODE_PID" Pss)") MB" "shared pages split with the other processes mapping them (registry, scheduler)"
+  rss_by_mapping "$NODE_PID" >"$STACK_DIR/idle-rss-by-mapping"
   fig "idle private" "$(kb_mb $(( $(smaps_kb "$NODE_PID" Private_Clean) + $(smaps_kb "$NODE_PID" Private_Dirty) ))) MB" \
     "Private_Clean + Private_Dirty (anonymous $(kb_mb "$(smaps_kb "$NODE_PID" Anonymous)") MB): what no other process shares"
 }
@@ -461,4 +474,9 @@ printf '            throughput file %s lines of %s B, %s containing ERROR (file 
 for i in "${!FIG_NAMES[@]}"; do
   printf '%-28s %20s   %s\n' "${FIG_NAMES[$i]}" "${FIG_VALUES[$i]}" "${FIG_NOTES[$i]}"
 done
+if [[ -s "$STACK_DIR/idle-rss-by-mapping" ]]; then
+  printf '\nidle RSS by mapping (smaps; MB of RSS, of it private):\n'
+  head -12 "$STACK_DIR/idle-rss-by-mapping" | awk '{ printf "  %6.2f  %6.2f  %s\n", $1 * 1024 / 1e6, $2 * 1024 / 1e6, $3 }'
+  awk 'NR > 12 { r += $1; p += $2; n++ } END { if (n) printf "  %6.2f  %6.2f  (%d more)\n", r * 1024 / 1e6, p * 1024 / 1e6, n }' "$STACK_DIR/idle-rss-by-mapping"
+fi
 exit $FAILED
