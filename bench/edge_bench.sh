@@ -7,7 +7,7 @@
 # judges them (docs/benchmarks.md lists the targets and anchors).
 #
 #   cairn-bench-edge [--quick] [--edge-bin FILE] [--window S] [--lines N] [--backlog N]
-#                    [--rate N] [--keep]
+#                    [--rate N] [--keep] [--profile]
 #
 #   --quick        short windows and smaller work (the test suite's smoke run):
 #                  --window 10 --lines 100000 --backlog 20000
@@ -18,6 +18,9 @@
 #   --backlog N    records queued while the link is cut (default 100,000)
 #   --rate N       records/s of each of the three load pipelines (default 1,000)
 #   --keep         keep the state dir (logs, queue, outputs) for a look afterwards
+#   --profile      sample the node with `perf record -e cpu-clock` during the load
+#                  window and the mqtt throughput run, and print the top symbols
+#                  (those two phases' figures then include perf's overhead)
 #
 # Phases, in this order (one node, data dir $STACK_DIR/nodes/bench-1):
 #   binary     a stripped copy's size; the shared libraries `ldd` lists beyond
@@ -46,7 +49,7 @@ SRC_DIR=${CAIRN_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 BIN_DIR=${CAIRN_BIN_DIR:-$SRC_DIR/build/bin}
 PLUGIN=${CAIRN_PLUGIN:-$SRC_DIR/build/lib/cairn_mosquitto_plugin.so}
 EDGE_BIN=${CAIRN_BENCH_EDGE_BIN:-}
-QUICK=0 KEEP=0 WINDOW="" LINES="" BACKLOG="" RATE=1000
+QUICK=0 KEEP=0 PROFILE=0 WINDOW="" LINES="" BACKLOG="" RATE=1000
 WARMUP=5
 WS=bench NODE=bench-1
 export CAIRN_WORKSPACE=$WS
@@ -58,6 +61,7 @@ while (($#)); do
   case "$1" in
     --quick) QUICK=1 ;;
     --keep) KEEP=1 ;;
+    --profile) PROFILE=1 ;;
     --edge-bin) EDGE_BIN=${2:?--edge-bin needs a file}; shift ;;
     --window) WINDOW=${2:?}; shift ;;
     --lines) LINES=${2:?}; shift ;;
@@ -86,6 +90,7 @@ command -v iptables >/dev/null || die "iptables not found (apt-get install iptab
 RSYSLOGD=$(command -v rsyslogd || echo /usr/sbin/rsyslogd)
 [[ -x "$RSYSLOGD" ]] || die "rsyslogd not found (apt-get install rsyslog)"
 EDGE_BIN=$(readlink -f "$EDGE_BIN")
+((PROFILE)) && ! command -v perf >/dev/null && die "--profile needs perf (apt-get install linux-perf)"
 MATCH=$(( (LINES + 1) / 2 ))
 CLK_TCK=$(getconf CLK_TCK)
 
@@ -95,8 +100,9 @@ export SRC_DIR BIN_DIR PLUGIN STACK_DIR
 source "$SRC_DIR/tests/lib/stack.sh"
 
 CUT_RULE=()
-NODE_PID="" RSYSLOG_PID="" PROBE_PID=""
+NODE_PID="" RSYSLOG_PID="" PROBE_PID="" PERF_PID=""
 cleanup() {
+  [[ -n "$PERF_PID" ]] && kill -INT "$PERF_PID" 2>/dev/null
   if ((${#CUT_RULE[@]})); then iptables -D "${CUT_RULE[@]}" 2>/dev/null; fi
   [[ -n "$PROBE_PID" ]] && kill "$PROBE_PID" 2>/dev/null
   [[ -n "$RSYSLOG_PID" ]] && kill "$RSYSLOG_PID" 2>/dev/null
@@ -139,6 +145,25 @@ rss_by_mapping() {
     $1 == "Private_Clean:" || $1 == "Private_Dirty:" { priv[name] += $2 }
     END { for (n in rss) if (rss[n] > 0) printf "%d %d %s\n", rss[n], priv[n], n }
   ' "/proc/$1/smaps" | sort -rn
+}
+
+# perf_start NAME / perf_stop NAME: with --profile, samples the node between
+# the two and keeps the flat profile (self time by library and symbol) in
+# $STACK_DIR/profile-NAME.txt.
+PROFILES=()
+perf_start() {
+  ((PROFILE)) || return 0
+  perf record -e cpu-clock -F 999 -p "$NODE_PID" -o "$STACK_DIR/perf-$1.data" >"$STACK_DIR/perf-$1.out" 2>&1 &
+  PERF_PID=$!
+  sleep 0.5  # perf attaches
+}
+perf_stop() {
+  ((PROFILE)) && [[ -n "$PERF_PID" ]] || return 0
+  kill -INT "$PERF_PID"; wait "$PERF_PID" 2>/dev/null; PERF_PID=""
+  perf report -i "$STACK_DIR/perf-$1.data" --stdio --sort dso,symbol --percent-limit 1.5 2>/dev/null \
+    | grep -Ev '^#|^$' | sed -E 's/[[:space:]]+-[[:space:]]+-[[:space:]]*$//; s/[[:space:]]+$//; s/  +/  /g' \
+    | head -25 >"$STACK_DIR/profile-$1.txt"
+  PROFILES+=("$1")
 }
 
 # --- the stack and the node -----------------------------------------------
@@ -250,9 +275,11 @@ phase_load() {
   sleep "$WARMUP"
   probe_start "$out" --topic "cairn/v1/ws/$WS/data/+" --seconds "$WINDOW" || { fig_failed "load CPU" "probe"; return 1; }
   local t0 t1 n0 n1 hwm
+  perf_start load
   t0=$(cpu_ticks "$NODE_PID"); n0=$(now_ns)
   echo 5 >"/proc/$NODE_PID/clear_refs"
   probe_wait
+  perf_stop load
   t1=$(cpu_ticks "$NODE_PID"); n1=$(now_ns)
   hwm=$(status_kb "$NODE_PID" VmHWM)
   local got; got=$(field "$out" distinct)
@@ -342,6 +369,7 @@ phase_throughput_mqtt() {
   probe_start "$out" --topic "cairn/v1/ws/$WS/data/tput" --expect "$MATCH" --timeout "$timeout" \
     || { fig_failed "mqtt throughput" "probe"; return 1; }
   echo 5 >"/proc/$NODE_PID/clear_refs"
+  perf_start mqtt-throughput
   local t0 t1 n0
   t0=$(cpu_ticks "$NODE_PID"); n0=$(now_ns)
   apply tput "  input: {file: {path: in/tput.log, from_beginning: true}}
@@ -350,7 +378,9 @@ phase_throughput_mqtt() {
   output: {mqtt: {stream: tput}}" || { fig_failed "mqtt throughput" "pipeline apply failed"; return 1; }
   probe_wait
   t1=$(cpu_ticks "$NODE_PID")
+  perf_stop mqtt-throughput
   local hwm; hwm=$(status_kb "$NODE_PID" VmHWM)
+  rss_by_mapping "$NODE_PID" >"$STACK_DIR/mqtt-rss-by-mapping"
   local got first last dups
   got=$(field "$out" distinct); first=$(field "$out" first_ns); last=$(field "$out" last_ns); dups=$(field "$out" duplicates)
   got=${got:-0}
@@ -474,9 +504,18 @@ printf '            throughput file %s lines of %s B, %s containing ERROR (file 
 for i in "${!FIG_NAMES[@]}"; do
   printf '%-28s %20s   %s\n' "${FIG_NAMES[$i]}" "${FIG_VALUES[$i]}" "${FIG_NOTES[$i]}"
 done
-if [[ -s "$STACK_DIR/idle-rss-by-mapping" ]]; then
-  printf '\nidle RSS by mapping (smaps; MB of RSS, of it private):\n'
-  head -12 "$STACK_DIR/idle-rss-by-mapping" | awk '{ printf "  %6.2f  %6.2f  %s\n", $1 * 1024 / 1e6, $2 * 1024 / 1e6, $3 }'
-  awk 'NR > 12 { r += $1; p += $2; n++ } END { if (n) printf "  %6.2f  %6.2f  (%d more)\n", r * 1024 / 1e6, p * 1024 / 1e6, n }' "$STACK_DIR/idle-rss-by-mapping"
-fi
+# print_mappings FILE TITLE: the largest lines of an rss_by_mapping file.
+print_mappings() {
+  [[ -s "$1" ]] || return 0
+  printf '\n%s (smaps; MB of RSS, of it private):\n' "$2"
+  head -12 "$1" | awk '{ printf "  %6.2f  %6.2f  %s\n", $1 * 1024 / 1e6, $2 * 1024 / 1e6, $3 }'
+  awk 'NR > 12 { r += $1; p += $2; n++ } END { if (n) printf "  %6.2f  %6.2f  (%d more)\n", r * 1024 / 1e6, p * 1024 / 1e6, n }' "$1"
+}
+print_mappings "$STACK_DIR/idle-rss-by-mapping" "idle RSS by mapping"
+print_mappings "$STACK_DIR/mqtt-rss-by-mapping" "RSS by mapping at the end of the mqtt throughput run"
+for p in "${PROFILES[@]}"; do
+  printf '\nprofile of the node, %s (perf cpu-clock, self time by library and symbol, >= 1.5 %%):\n' "$p"
+  sed 's/^/  /' "$STACK_DIR/profile-$p.txt"
+done
+((PROFILE)) && printf '\n(--profile: the load and mqtt throughput figures include perf'"'"'s sampling overhead)\n'
 exit $FAILED
