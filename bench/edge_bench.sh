@@ -303,7 +303,7 @@ phase_backlog() {
     fig_failed "backlog drain" "the primer did not reach the broker within 30 s"
     return 1
   fi
-  probe_start "$out" --topic "cairn/v1/ws/$WS/data/backlog" --expect "$BACKLOG" --timeout 600 \
+  probe_start "$out" --topic "cairn/v1/ws/$WS/data/backlog" --expect "$BACKLOG" --timeout 600 --idle 30 \
     || { fig_failed "backlog drain" "probe"; return 1; }
   local before; before=$(queue_bytes)
   CUT_RULE=(INPUT -i lo -p tcp --dport "$NODE_PORT" -j REJECT --reject-with tcp-reset)
@@ -333,7 +333,7 @@ phase_backlog() {
   local got first last dups
   got=$(field "$out" distinct); first=$(field "$out" first_ns); last=$(field "$out" last_ns); dups=$(field "$out" duplicates)
   if ((rc != 0)) || [[ -z "$got" ]] || ((got < BACKLOG)); then
-    fig_failed "backlog drain" "only ${got:-0} of $BACKLOG records arrived within 600 s"
+    fig_failed "backlog drain" "only ${got:-0} of $BACKLOG records arrived ($( [[ "$(field "$out" stalled)" == 1 ]] && echo "none for 30 s" || echo "in 600 s"))"
     delete backlog
     return 1
   fi
@@ -366,7 +366,7 @@ wait_size() {
 phase_throughput_mqtt() {
   say "throughput: file -> filter -> mqtt over $(thousands "$LINES") lines ($(thousands "$MATCH") match)"
   local out="$STACK_DIR/probe-tput" timeout=$(( QUICK ? 120 : 900 ))
-  probe_start "$out" --topic "cairn/v1/ws/$WS/data/tput" --expect "$MATCH" --timeout "$timeout" \
+  probe_start "$out" --topic "cairn/v1/ws/$WS/data/tput" --expect "$MATCH" --timeout "$timeout" --idle 20 \
     || { fig_failed "mqtt throughput" "probe"; return 1; }
   echo 5 >"/proc/$NODE_PID/clear_refs"
   perf_start mqtt-throughput
@@ -391,7 +391,9 @@ phase_throughput_mqtt() {
     return 1
   fi
   local note="$(thousands "$got") distinct records confirmed by a subscriber, apply -> last arrival $secs s"
-  ((got < MATCH)) && note+="; TIMED OUT after $timeout s"
+  if ((got < MATCH)); then
+    if [[ "$(field "$out" stalled)" == 1 ]]; then note+="; then nothing for 20 s: the rest is lost"; else note+="; TIMED OUT after $timeout s"; fi
+  fi
   fig "mqtt throughput" "$(ratio "$got" "$secs" %.0f) records/s" "$note"
   fig "mqtt CPU per record" "$(awk -v t=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$got" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }') us" \
     "node CPU $(awk -v t=$((t1 - t0)) -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", t / hz }') s / delivered records (each of the $(thousands "$LINES") lines read and filtered)"

@@ -3,7 +3,7 @@
 // counts what reaches the broker).
 //
 //   cairn-bench-edge-probe count --url URL --ca FILE --user NAME --password-file FILE
-//       --topic FILTER [--expect N] [--seconds S] [--timeout S] [--ready-file FILE]
+//       --topic FILTER [--expect N] [--seconds S] [--timeout S] [--idle S] [--ready-file FILE]
 //
 // Subscribes to FILTER at QoS 1 and counts stream records: a message with the
 // content type application/vnd.cairn.records.v1 is decoded with DecodeBatch
@@ -12,13 +12,15 @@
 // counts as one "unbatched" record. Touches READY-FILE once subscribed, so
 // the driver starts the work only when nothing can be missed.
 // Stops when N distinct records arrived (--expect), when S seconds after the
-// subscription passed (--seconds), or at the timeout (default 600 s).
+// subscription passed (--seconds), at the timeout (default 600 s), or, with
+// --idle S, when records had started to arrive and none came for S seconds
+// (the rest is not coming: lost).
 // Prints one line of key=value pairs (times are CLOCK_REALTIME in ns, as
 // `date +%s%N`):
 //   records= distinct= duplicates= unbatched= messages= bad_payloads=
-//   subscribed_ns= first_ns= last_ns= timed_out=0|1
+//   subscribed_ns= first_ns= last_ns= timed_out=0|1 stalled=0|1
 // Exit: 0 done (expectation met, or the --seconds window ended), 2 timed out
-// before --expect was met, 1 usage or connection error.
+// or stalled before --expect was met, 1 usage or connection error.
 // Thread-safety: the message handler runs on the client's dispatcher thread;
 // the counters are guarded by one mutex shared with main.
 #include <time.h>
@@ -51,13 +53,14 @@ struct Args {
   uint64_t expect = 0;
   double seconds = 0;
   double timeout = 600;
+  double idle = 0;  // 0: no idle stop
 };
 
 int Usage(const char* why) {
   std::fprintf(stderr,
                "cairn-bench-edge-probe: %s\n"
                "usage: cairn-bench-edge-probe count --url URL --ca FILE --user NAME --password-file FILE\n"
-               "         --topic FILTER [--expect N] [--seconds S] [--timeout S] [--ready-file FILE]\n",
+               "         --topic FILTER [--expect N] [--seconds S] [--timeout S] [--idle S] [--ready-file FILE]\n",
                why);
   return 1;
 }
@@ -150,11 +153,24 @@ int Count(const Args& a) {
   const auto start = steady_clock::now();
   const auto window = a.seconds > 0 ? duration<double>(a.seconds) : duration<double>(a.timeout);
   const auto deadline = start + duration_cast<steady_clock::duration>(window);
-  bool timed_out = false;
+  bool timed_out = false, stalled = false;
   {
     std::unique_lock lock(mu);
     if (a.expect > 0) {
-      timed_out = !cv.wait_until(lock, deadline, [&] { return c.distinct >= a.expect; });
+      // Wakes on every record that completes the count, else every 200 ms
+      // to look at the deadline and the idle time.
+      const auto idle_ns = static_cast<int64_t>(a.idle * 1e9);
+      while (c.distinct < a.expect) {
+        if (steady_clock::now() >= deadline) {
+          timed_out = true;
+          break;
+        }
+        if (idle_ns > 0 && c.last_ns != 0 && RealtimeNs() - c.last_ns > idle_ns) {
+          stalled = true;
+          break;
+        }
+        cv.wait_for(lock, milliseconds(200), [&] { return c.distinct >= a.expect; });
+      }
     } else {
       cv.wait_until(lock, deadline, [] { return false; });
     }
@@ -163,14 +179,14 @@ int Count(const Args& a) {
   std::lock_guard lock(mu);
   std::printf(
       "records=%llu distinct=%llu duplicates=%llu unbatched=%llu messages=%llu bad_payloads=%llu "
-      "subscribed_ns=%lld first_ns=%lld last_ns=%lld timed_out=%d\n",
+      "subscribed_ns=%lld first_ns=%lld last_ns=%lld timed_out=%d stalled=%d\n",
       static_cast<unsigned long long>(c.records), static_cast<unsigned long long>(c.distinct),
       static_cast<unsigned long long>(c.duplicates), static_cast<unsigned long long>(c.unbatched),
       static_cast<unsigned long long>(c.messages), static_cast<unsigned long long>(c.bad_payloads),
       static_cast<long long>(subscribed_ns), static_cast<long long>(c.first_ns), static_cast<long long>(c.last_ns),
-      timed_out ? 1 : 0);
+      timed_out ? 1 : 0, stalled ? 1 : 0);
   std::fflush(stdout);
-  return timed_out ? 2 : 0;
+  return timed_out || stalled ? 2 : 0;
 }
 
 }  // namespace
@@ -191,6 +207,7 @@ int main(int argc, char** argv) {
     else if (k == "--expect") a.expect = std::strtoull(v.c_str(), nullptr, 10);
     else if (k == "--seconds") a.seconds = std::strtod(v.c_str(), nullptr);
     else if (k == "--timeout") a.timeout = std::strtod(v.c_str(), nullptr);
+    else if (k == "--idle") a.idle = std::strtod(v.c_str(), nullptr);
     else return Usage(("unknown option " + k).c_str());
   }
   if (a.url.empty() || a.ca.empty() || a.user.empty() || a.password_file.empty() || a.topic.empty()) {
