@@ -240,6 +240,10 @@ phase_binary() {
     total=$((total + s))
     names+=("$lib $(b_mb "$s")")
   done <<<"$libs"
+  if ((${#names[@]} == 0)); then
+    fig "shared libraries" "0.00 MB" "none beyond glibc and the C++ runtime"
+    return
+  fi
   fig "shared libraries" "$(b_mb "$total") MB" "${#names[@]} beyond glibc/libstdc++/libgcc_s: $(IFS=,; echo "${names[*]}" | sed 's/,/, /g')"
 }
 
