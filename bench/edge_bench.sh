@@ -40,8 +40,8 @@
 #              (VmHWM, reset before), records lost; then the same into a `file`
 #              output; then rsyslogd (imfile -> filter -> omfile), plain and with a
 #              disk-assisted action queue, on the same file.
-# Needs root (iptables, reading another user's /proc/PID/smaps_rollup is not
-# needed but the stack's PostgreSQL runs as postgres), iptables and rsyslog.
+# Needs root (iptables; the stack's PostgreSQL runs as user postgres),
+# iptables and rsyslog (./cairn-dev deps installs both).
 # Exit: 0 every figure measured; 1 some phase failed (its figures say FAILED).
 set -uo pipefail
 
@@ -116,10 +116,10 @@ trap 'exit 130' INT TERM
 
 # CPU time (utime + stime, all threads) of PID in clock ticks.
 cpu_ticks() { local s; s=$(<"/proc/$1/stat") && s=${s##*) } && awk '{ print $12 + $13 }' <<<"$s"; }
-# smaps_rollup's Rss or Pss of PID, kB.
 # Time on a CPU of PID's live threads, ns (schedstat; finer than the ticks of
 # /proc/PID/stat, but threads that ended are not in it: for the idle window).
 sched_ns() { cat "/proc/$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { print s + 0 }'; }
+# A field of PID's smaps_rollup (Rss, Pss, ...) or status (VmHWM, ...), kB.
 smaps_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/smaps_rollup"; }
 status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 now_ns() { date +%s%N; }
