@@ -311,6 +311,28 @@ TEST(Crc32c, MatchesTheStandardCheckValue) {
   EXPECT_EQ(Crc32c(0, "123456789", 9), 0xE3069283u);
 }
 
+// The bitwise definition, to check the sliced form against.
+uint32_t BitwiseCrc32c(const std::string& s) {
+  uint32_t crc = ~0u;
+  for (unsigned char ch : s) {
+    crc ^= ch;
+    for (int k = 0; k < 8; ++k) crc = (crc & 1) ? (crc >> 1) ^ 0x82F63B78u : crc >> 1;
+  }
+  return ~crc;
+}
+
+TEST(Crc32c, AgreesWithTheBitwiseDefinitionAtEveryLengthAndSplit) {
+  std::string data;
+  for (int i = 0; i < 300; ++i) data.push_back(static_cast<char>((i * 131 + 7) & 0xFF));
+  for (size_t len = 0; len <= data.size(); ++len) {
+    std::string part = data.substr(0, len);
+    ASSERT_EQ(Crc32c(0, part.data(), part.size()), BitwiseCrc32c(part)) << "length " << len;
+    size_t cut = len / 3;
+    ASSERT_EQ(Crc32c(Crc32c(0, part.data(), cut), part.data() + cut, len - cut), BitwiseCrc32c(part))
+        << "length " << len << " split at " << cut;
+  }
+}
+
 TEST(RecordBatch, RoundTripsRecordsWithNewlinesAndEmptyOnes) {
   std::string payload;
   AppendToBatch(payload, 7, "plain");
