@@ -14,6 +14,7 @@ const char* ErrorCodeName(ErrorCode code) {
     case ErrorCode::kDeadlineExceeded: return "deadline_exceeded";
     case ErrorCode::kInternal: return "internal";
     case ErrorCode::kUnauthenticated: return "unauthenticated";
+    case ErrorCode::kResourceExhausted: return "resource exhausted";
   }
   // A value outside the enum (e.g. decoded from the wire).
   return "unknown";

@@ -558,6 +558,9 @@ void Agent::Reconcile() {
     ctx.checkpoints = std::make_shared<runtime::FileCheckpoints>(id_.data_dir + "/state/checkpoints/" + name);
     ctx.publish = [this](const std::string& stream, const std::string& payload, int qos) -> Status {
       if (queue_) {
+        if (HoldBackStreamRecord(queue_->Stats().bytes, options_.queue_max_bytes, mqtt_.IsConnected())) {
+          return Error::ResourceExhausted("outbound queue at 3/4 of its bound with the link up: waiting for it to drain");
+        }
         // Sent at QoS 1 by the drainer, batched (record_batch.h).
         auto seq = queue_->Append(QueuedRecord::Kind::kStreamRecord, topics::Data(id_.workspace, stream), "",
                                   payload);

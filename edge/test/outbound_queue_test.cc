@@ -307,6 +307,15 @@ TEST_F(OutboundQueueTest, SyncSucceedsAndWaitForRecordsSeesAnAppend) {
   EXPECT_TRUE(q->Sync().ok());
 }
 
+TEST(HoldBackStreamRecord, WaitsPastThreeQuartersOnlyWhileTheLinkIsUp) {
+  EXPECT_FALSE(HoldBackStreamRecord(0, 1000, true));
+  EXPECT_FALSE(HoldBackStreamRecord(749, 1000, true));
+  EXPECT_TRUE(HoldBackStreamRecord(750, 1000, true));
+  EXPECT_TRUE(HoldBackStreamRecord(5000, 1000, true));
+  EXPECT_FALSE(HoldBackStreamRecord(750, 1000, false));  // offline: fill, then drop the oldest
+  EXPECT_FALSE(HoldBackStreamRecord(999, 1000, false));
+}
+
 TEST(Crc32c, MatchesTheStandardCheckValue) {
   EXPECT_EQ(Crc32c(0, "123456789", 9), 0xE3069283u);
 }

@@ -21,6 +21,7 @@ enum class ErrorCode : int {
   kDeadlineExceeded = 7,
   kInternal = 8,
   kUnauthenticated = 9,
+  kResourceExhausted = 10,  // a bound is reached for now: retry later (backpressure)
 };
 
 const char* ErrorCodeName(ErrorCode code);
@@ -38,6 +39,7 @@ struct Error {
   static Error DeadlineExceeded(std::string m) { return {ErrorCode::kDeadlineExceeded, std::move(m)}; }
   static Error Internal(std::string m) { return {ErrorCode::kInternal, std::move(m)}; }
   static Error Unauthenticated(std::string m) { return {ErrorCode::kUnauthenticated, std::move(m)}; }
+  static Error ResourceExhausted(std::string m) { return {ErrorCode::kResourceExhausted, std::move(m)}; }
 
   // "not_found: workspace \"x\" does not exist"
   std::string ToString() const;

@@ -95,6 +95,16 @@ struct SegmentedLogOptions {
 // process left: torn tails cut, corrupt records skipped and counted.
 Result<std::unique_ptr<OutboundQueue>> OpenSegmentedLogQueue(const SegmentedLogOptions& options);
 
+// Backpressure rule for stream records (docs/design/edge-queue.md). While
+// the link is up the drainer is emptying the queue: once it holds three
+// quarters of its bound, a new stream record is held back (the pipeline
+// pauses its input and offers it again) instead of pushing the oldest out,
+// so a fast input never loses records to a slower link. While the link is
+// down the queue fills to its bound and then drops the oldest, counted.
+inline bool HoldBackStreamRecord(uint64_t queued_bytes, uint64_t max_bytes, bool link_up) {
+  return link_up && queued_bytes >= max_bytes - max_bytes / 4;
+}
+
 // CRC-32C (Castagnoli), as used in the record framing.
 uint32_t Crc32c(uint32_t crc, const void* data, size_t n);
 
