@@ -287,6 +287,32 @@ TEST(PipelineSpec, RejectsBadFilesWithTheDottedPathOfTheProblem) {
   }
 }
 
+TEST(PipelineSpec, RejectsRegexSyntaxRe2DoesNotHaveWithThePath) {
+  // Backreferences and lookaround need backtracking: RE2 refuses them, and so
+  // does apply, before any node sees the pipeline.
+  for (const char* re : {"(a)\\1", "foo(?=bar)"}) {
+    SCOPED_TRACE(re);
+    auto p = ParsePipelineYaml(WithPipeline(std::string("  input: {generate: {}}\n  processors: [{filter: {regex: '") +
+                                            re + "'}}]\n  output: stdout\n"),
+                               "demo");
+    ASSERT_FALSE(p.ok());
+    EXPECT_EQ(p.error().message.rfind("pipeline.processors[0].filter.regex: invalid regex ", 0), 0u)
+        << p.error().message;
+  }
+}
+
+TEST(PipelineSpec, AcceptsRe2RegexesAndRefusesOverlongOnes) {
+  v1::PipelineSpec spec;
+  spec.mutable_input()->mutable_generate();
+  spec.mutable_output()->mutable_stdout();
+  spec.add_processors()->mutable_filter()->set_regex(R"(^\w+ (?i:error) \d{3}$)");
+  EXPECT_TRUE(ValidatePipelineSpec(spec).ok());
+  spec.mutable_processors(0)->mutable_filter()->set_regex(std::string(4097, 'a'));
+  Status s = ValidatePipelineSpec(spec);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().message, "processors[0].filter.regex: longer than 4096 characters");
+}
+
 TEST(PipelineSpec, RejectsAnInvalidRegex) {
   auto p = ParsePipelineYaml(
       WithPipeline("  input: {generate: {}}\n  processors: [{filter: {regex: '(unclosed'}}]\n"

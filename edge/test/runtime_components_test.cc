@@ -233,6 +233,45 @@ TEST_F(ComponentsTest, FilterMatchesTheTextOfStructuredRecordsToo) {
   EXPECT_EQ(dropped, 1u);
 }
 
+TEST_F(ComponentsTest, FilterRegexUsesRe2SyntaxAndSeesTheWholeRecord) {
+  v1::Processor c;
+  c.mutable_filter()->set_regex(R"(ERROR\s+\d{3}$)");
+  auto p = MakeProcessor(c);
+  // The match sits at the end of a 1 MiB record: beyond std::regex's old
+  // 4 KiB window, and reached in linear time.
+  std::string long_line(1 << 20, 'x');
+  long_line += " ERROR 503";
+  uint64_t dropped = 0;
+  auto out = Run(p.get(), {Line("ERROR   500"), Line("ERROR 5000"), Line("warn 200"), Line(long_line)},
+                 &dropped);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].body, "ERROR   500");
+  EXPECT_EQ(out[1].body.size(), long_line.size());
+  EXPECT_EQ(dropped, 2u);
+}
+
+TEST_F(ComponentsTest, FilterRegexThatBacktrackingEnginesChokeOnRunsInLinearTime) {
+  // (a+)+$ against "aaaa...b" is exponential for a backtracking engine; with
+  // RE2 it is one linear pass. (No timing assertion: finishing is the test.)
+  v1::Processor c;
+  c.mutable_filter()->set_regex("^(a+)+$");
+  auto p = MakeProcessor(c);
+  uint64_t dropped = 0;
+  auto out = Run(p.get(), {Line(std::string(100'000, 'a') + "b"), Line(std::string(50, 'a'))}, &dropped);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].body, std::string(50, 'a'));
+  EXPECT_EQ(dropped, 1u);
+}
+
+TEST_F(ComponentsTest, FilterRefusesABadRegexWithItsFieldPath) {
+  v1::Processor c;
+  c.mutable_filter()->set_regex("(?<=lookbehind)x");  // not RE2 syntax
+  auto p = BuiltinRegistry().MakeProcessor(c, "processors[2]", env_);
+  ASSERT_FALSE(p.ok());
+  EXPECT_THAT(p.error().message,
+              ::testing::StartsWith("processors[2].filter.regex: invalid regex \"(?<=lookbehind)x\": "));
+}
+
 TEST_F(ComponentsTest, FilterComparesAFieldByTextOrAsANumber) {
   struct Case {
     std::function<void(v1::FilterProcessor*)> set;

@@ -16,10 +16,15 @@
 // Thread-safety: pure functions.
 #pragma once
 
+#include <memory>
 #include <string>
 
 #include "cairn/common/result.h"
 #include "cairn/v1/pipeline.pb.h"
+
+namespace re2 {
+class RE2;
+}
 
 namespace cairn {
 
@@ -35,6 +40,12 @@ Result<v1::Pipeline> ParsePipelineYaml(const std::string& yaml_text,
 // the field's path without the leading "pipeline.", e.g.
 //   processors[0].filter: needs one of contains, regex, field
 Status ValidatePipelineSpec(const v1::PipelineSpec& spec);
+
+// The one way a `filter` regex is compiled (validator and node alike): RE2
+// syntax (https://github.com/google/re2/wiki/Syntax), matched in linear time
+// without backtracking, unanchored (use ^ and $ to anchor). An error says
+// why, e.g. `invalid regex "(a": missing ): (a`.
+Result<std::shared_ptr<const re2::RE2>> CompileFilterRegex(const std::string& regex);
 
 // sha256 hex of the deterministic serialization of `spec`.
 std::string PipelineDigest(const v1::PipelineSpec& spec);
