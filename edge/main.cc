@@ -1,6 +1,7 @@
 // cairn-edge: the node daemon.
 //   cairn-edge bootstrap [--bootstrap-token-file FILE] [--name NAME] [--label k=v]... [--data-dir DIR]
 //   cairn-edge run [--data-dir DIR] [--bootstrap-token-file FILE] [--health-interval 10s]
+//   cairn-edge run --pipeline FILE.yaml [...]   (standalone: standalone.h)
 // Both lock the data dir for the life of the process (data_dir_lock.h): a
 // second process on the same dir is refused, naming the first one's pid.
 // The bootstrap token comes preferably from a file or CAIRN_EDGE_BOOTSTRAP_TOKEN
@@ -25,6 +26,7 @@
 #include "cairn/edge/identity_watch.h"
 #include "cairn/edge/log_shipper.h"
 #include "cairn/edge/renewer.h"
+#include "cairn/edge/standalone.h"
 
 namespace {
 
@@ -80,6 +82,8 @@ int Fail(const std::string& what) { return ExitWithError("cairn-edge", what); }
 constexpr char kUsage[] =
     "usage: cairn-edge bootstrap [--bootstrap-token-file FILE] [--name NAME] [--label k=v]... [--data-dir DIR]\n"
     "       cairn-edge run [--data-dir DIR] [--bootstrap-token-file FILE] [--health-interval 10s]\n"
+    "       cairn-edge run --pipeline FILE.yaml [--check] [--broker-url URL] ...  (one file, locally;\n"
+    "                      no control plane: cairn-edge run --pipeline F --help)\n"
     "\n"
     "The bootstrap token: give it in a file (--bootstrap-token-file FILE, mode 0600) or in the\n"
     "environment (CAIRN_EDGE_BOOTSTRAP_TOKEN=TOKEN). --token TOKEN / --bootstrap-token TOKEN still\n"
@@ -367,6 +371,7 @@ int main(int argc, char** argv) {
   }
   std::string cmd = args[0];
   args.erase(args.begin());
+  if (cmd == "run" && edge::IsStandaloneRun(args)) return edge::StandaloneMain(args);
   Config cfg;
   ConfigSchema schema;
   cfg.Bind(schema);
