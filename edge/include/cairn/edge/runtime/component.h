@@ -31,6 +31,21 @@ using std::chrono::milliseconds;
 using PublishFn =
     std::function<Status(const std::string& stream, const std::string& payload, int qos)>;
 
+// What a stream subscription delivers: the payload and its content type
+// (kRecordBatchContentType for a node's batches, record_batch.h).
+struct StreamMessage {
+  std::string payload;
+  std::string content_type;
+};
+// Ends a subscription when destroyed (unsubscribes; no callback runs after
+// the destructor returned).
+class Subscription {
+ public:
+  virtual ~Subscription() = default;
+};
+using SubscribeFn = std::function<Result<std::unique_ptr<Subscription>>(
+    const std::string& stream, std::function<void(StreamMessage)> on_message)>;
+
 // Small persistent key/value store for positions that must survive a
 // restart (a file input's offset). Keys are scoped to one pipeline.
 class Checkpoints {
@@ -67,6 +82,31 @@ class FileCheckpoints final : public Checkpoints {
   std::mutex mu_;
 };
 
+// A component's way to the node's log (spdlog, with the pipeline's name),
+// rate limited per pipeline so that a component failing on every record
+// cannot flood the log (or the node's logs topic the log is shipped to).
+// Lines over the limit are counted and the count is logged with the next
+// line that passes. Thread-safe.
+class ComponentLog {
+ public:
+  enum class Level { kDebug, kInfo, kWarn, kError };
+  // At most `burst` lines at once, refilled at `per_second`.
+  ComponentLog(std::string pipeline, const Clock* clock, double per_second = 5, double burst = 20);
+  void operator()(Level level, const std::string& line);
+  uint64_t suppressed() const;
+
+ private:
+  const std::string pipeline_;
+  const Clock* clock_;
+  const double per_second_;
+  const double burst_;
+  mutable std::mutex mu_;
+  double tokens_;
+  int64_t last_ms_ = -1;
+  uint64_t suppressed_ = 0;        // total, for tests
+  uint64_t suppressed_since_ = 0;  // since the last line that passed
+};
+
 struct Env {
   const Clock* clock = &SystemClock::Instance();
   std::string workspace;
@@ -86,8 +126,19 @@ struct Env {
   // --allow-read/--allow-write; docs/deploy-node.md). Null: paths are only
   // checked as text (unit tests of components that do not touch files).
   std::shared_ptr<const FileRoots> files;
+  // Subscribes to a data stream of this workspace (the `mqtt` input):
+  // payloads of cairn/v1/ws/{ws}/data/{stream} go to `on_message` (from the
+  // MQTT client's thread: copy and return) until the returned handle is
+  // destroyed. Empty: this node cannot subscribe (no broker).
+  SubscribeFn subscribe;
+  // The component's log (rate limited; lines carry the pipeline's name).
+  // Never null once the runtime built the Env.
+  std::shared_ptr<ComponentLog> log;
 
   int64_t NowMs() const { return clock->NowMs(); }
+  void Log(ComponentLog::Level level, const std::string& line) const {
+    if (log) (*log)(level, line);
+  }
 };
 
 // A record source. Poll is called again after the wait it returned (or
@@ -140,12 +191,16 @@ class Processor {
 
 struct WriteResult {
   enum class Kind {
-    kWritten,
+    kWritten,  // accepted: written, or held for the output's next batch
     kDropped,  // this record is lost; the output keeps working (link down)
     kFailed,   // the output cannot continue; the pipeline fails
+    kRetry,    // not accepted now (the sink is failing): the runner keeps this
+               // record, stops reading its input (backpressure) and offers
+               // the same record again after `retry_after`
   };
   Kind kind = Kind::kWritten;
   std::string error;
+  milliseconds retry_after{0};  // kRetry only
 };
 
 class Output {
@@ -154,6 +209,13 @@ class Output {
   // Prepares the output on the worker thread; an error fails the pipeline.
   virtual Status Open() { return OkStatus(); }
   virtual WriteResult Write(const Record& record) = 0;
+  // For outputs that hold records (an http batch): sends what is due at
+  // `now_ms` and returns when to be called next (nullopt: nothing held).
+  // Bounded work (one request at most).
+  virtual std::optional<int64_t> Tick(int64_t /*now_ms*/) { return std::nullopt; }
+  // The pipeline stops: one bounded last attempt to send what is held.
+  // Returns how many held records could not be sent (counted as dropped).
+  virtual uint64_t Flush() { return 0; }
 };
 
 // Resolves a path from a spec for reading or writing. With env.files, the
