@@ -164,6 +164,7 @@ class PipelineRunnerImpl final : public PipelineRunner {
       if (std::optional<int64_t> t = output_->Tick(now); t && (!next_timer || *t < *next_timer)) {
         next_timer = t;
       }
+      CollectLost();
       if (!out_pending_.empty()) continue;
       if (next_timer) {
         wait = std::min({wait, milliseconds(std::max<int64_t>(0, *next_timer - now)),
@@ -176,6 +177,7 @@ class PipelineRunnerImpl final : public PipelineRunner {
     milliseconds ignored{0};
     if (!out_pending_.empty() && !DrainOutput(&ignored)) return;
     uint64_t lost = output_->Flush();
+    CollectLost();
     if (!out_pending_.empty()) {
       lost += out_pending_.size();
       out_pending_.clear();
@@ -254,7 +256,24 @@ class PipelineRunnerImpl final : public PipelineRunner {
       out_pending_.pop_front();
     }
     retry_at_ms_ = 0;
+    CollectLost();
     return true;
+  }
+
+  // Counts what the output gave up on after accepting it, and the
+  // failures it met outside Write (a timer-driven send).
+  void CollectLost() {
+    std::string why;
+    if (const uint64_t n = output_->TakeLost(&why); n > 0) {
+      records_dropped_ += n;
+      ++errors_;
+      SetLastError(std::move(why));
+    }
+    if (std::optional<std::string> e = output_->TakeError()) {
+      ++errors_;
+      env_.Log(runtime::ComponentLog::Level::kWarn, *e);
+      SetLastError(std::move(*e));
+    }
   }
 
   bool Tick(int64_t now, std::optional<int64_t>* next) {

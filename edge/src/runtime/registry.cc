@@ -23,6 +23,7 @@ void RegisterAggregateProcessor(ComponentRegistry* r);
 void RegisterFileOutput(ComponentRegistry* r);
 void RegisterMqttOutput(ComponentRegistry* r);
 void RegisterStdoutOutput(ComponentRegistry* r);
+void RegisterHttpOutput(ComponentRegistry* r);
 
 void RegisterBuiltinComponents(ComponentRegistry* r) {
   RegisterGenerateInput(r);
@@ -38,6 +39,7 @@ void RegisterBuiltinComponents(ComponentRegistry* r) {
   RegisterFileOutput(r);
   RegisterMqttOutput(r);
   RegisterStdoutOutput(r);
+  RegisterHttpOutput(r);
 }
 
 const ComponentRegistry& BuiltinRegistry() {

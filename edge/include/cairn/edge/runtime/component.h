@@ -216,6 +216,14 @@ class Output {
   // The pipeline stops: one bounded last attempt to send what is held.
   // Returns how many held records could not be sent (counted as dropped).
   virtual uint64_t Flush() { return 0; }
+  // Records accepted earlier that the output has since given up on (an
+  // http batch the server refused for good), and why; the runner counts
+  // them as dropped. Returns 0 when there are none.
+  virtual uint64_t TakeLost(std::string* /*why*/) { return 0; }
+  // A failure since the last call that no WriteResult reported (a send
+  // from Tick or Flush that failed and will be retried); the runner counts
+  // it in `errors` and logs it.
+  virtual std::optional<std::string> TakeError() { return std::nullopt; }
 };
 
 // Resolves a path from a spec for reading or writing. With env.files, the
