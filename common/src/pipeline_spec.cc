@@ -662,6 +662,19 @@ Status MqttOutputRule(const google::protobuf::Message& m, const std::string& pat
   return OkStatus();
 }
 
+Status MqttInputRule(const google::protobuf::Message& m, const std::string& path,
+                     const v1::PipelineSpec& spec) {
+  const auto& i = static_cast<const v1::MqttInput&>(m);
+  if (auto s = topics::ValidateName("stream", i.stream()); !s.ok()) {
+    return At(path + ".stream", s.error().message);
+  }
+  if (i.buffer() > 1'000'000) return At(path + ".buffer", "must be at most 1000000 records");
+  if (spec.output().has_mqtt() && spec.output().mqtt().stream() == i.stream()) {
+    return At(path + ".stream", Quoted(i.stream()) + " is also the output stream (the pipeline would read its own records)");
+  }
+  return OkStatus();
+}
+
 // Header names are HTTP tokens; values have no line breaks (no injection).
 // The client sets Host, Content-Length and Connection itself.
 Status HttpOutputRule(const google::protobuf::Message& m, const std::string& path,
@@ -717,6 +730,7 @@ constexpr KindRule kRules[] = {
     {"cairn.v1.FileOutput", FileOutputRule},
     {"cairn.v1.MqttOutput", MqttOutputRule},
     {"cairn.v1.HttpOutput", HttpOutputRule},
+    {"cairn.v1.MqttInput", MqttInputRule},
 };
 
 // `msg` is an Input, Processor or Output: exactly one kind must be set (an

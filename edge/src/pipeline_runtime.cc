@@ -83,7 +83,7 @@ class PipelineRunnerImpl final : public PipelineRunner {
       std::lock_guard lock(mu_);
       stop_ = true;
     }
-    cv_.notify_all();
+    env_.wakeup->Notify();
     thread_.join();
     input_->End();
     // A failure stays visible: it says why the pipeline stopped.
@@ -141,6 +141,7 @@ class PipelineRunnerImpl final : public PipelineRunner {
           ReportInputProblem(r.error());
         }
         for (Record& rec : polled) pending_.push_back(std::move(rec));
+        records_dropped_ += input_->TakeDropped();
       }
       // Records are taken off `pending_` in small chunks so that a Stop() in
       // the middle of a poll's records leaves the rest for the next Start(),
@@ -191,11 +192,8 @@ class PipelineRunnerImpl final : public PipelineRunner {
     }
   }
 
-  // Waits `d` or until Stop().
-  void Sleep(milliseconds d) {
-    std::unique_lock lock(mu_);
-    cv_.wait_for(lock, d, [this] { return stop_; });
-  }
+  // Waits `d`, or until Stop() or an input's wake-up.
+  void Sleep(milliseconds d) { env_.wakeup->WaitFor(d); }
 
   // Runs records through processors [from, end) and the output. False if
   // the pipeline has failed.
@@ -354,7 +352,6 @@ class PipelineRunnerImpl final : public PipelineRunner {
   std::thread thread_;       // guarded by lifecycle_mu_
 
   mutable std::mutex mu_;
-  std::condition_variable cv_;
   bool stop_ = false;          // guarded by mu_
   std::string last_error_;     // guarded by mu_
   std::string input_problem_;  // guarded by mu_

@@ -25,6 +25,7 @@
 #include "cairn/edge/outbound_queue.h"
 #include "cairn/edge/pipeline_runtime.h"
 #include "cairn/edge/queue_drainer.h"
+#include "cairn/edge/runtime/stream_subscriptions.h"
 
 namespace cairn::edge {
 namespace {
@@ -102,7 +103,8 @@ Result<std::string> BrokerPassword(const Options& o) {
 // queue in DATA_DIR/queue and its drainer (the node's own store-and-forward).
 class StandaloneBroker {
  public:
-  static Result<std::unique_ptr<StandaloneBroker>> Open(const Options& o, const std::string& node) {
+  static Result<std::unique_ptr<StandaloneBroker>> Open(const Options& o, const std::string& node,
+                                                         const std::string& workspace) {
     auto password = BrokerPassword(o);
     if (!password.ok()) return password.error();
     auto b = std::unique_ptr<StandaloneBroker>(new StandaloneBroker());
@@ -118,6 +120,8 @@ class StandaloneBroker {
     mo.password = *password;
     mo.ca_file = o.ca_file;
     b->mqtt_ = MakePahoMqttClient(mo);
+    b->streams_ = std::make_unique<runtime::StreamSubscriptions>(*b->mqtt_, workspace);
+    b->mqtt_->SetMessageHandler([streams = b->streams_.get()](const MqttMessage& m) { streams->OnMessage(m); });
     b->mqtt_->SetConnectionHandler([raw = b.get()](bool up) {
       if (up && raw->drainer_) raw->drainer_->Wake();
     });
@@ -141,6 +145,8 @@ class StandaloneBroker {
     if (!seq.ok()) return seq.error();
     return OkStatus();
   }
+
+  runtime::SubscribeFn Subscribe() { return streams_->Fn(); }
 
   void Start() {
     drainer_->Start();
@@ -181,6 +187,7 @@ class StandaloneBroker {
   StandaloneBroker() = default;
   std::unique_ptr<OutboundQueue> queue_;
   std::unique_ptr<MqttClient> mqtt_;
+  std::unique_ptr<runtime::StreamSubscriptions> streams_;
   std::unique_ptr<QueueDrainer> drainer_;
   bool connected_once_ = false;  // main thread only
   std::chrono::steady_clock::time_point next_attempt_{};
@@ -201,6 +208,11 @@ bool IsStandaloneRun(const std::vector<std::string>& args) {
 }
 
 Status CheckStandaloneNeeds(const v1::PipelineSpec& spec, bool has_broker) {
+  if (spec.input().has_mqtt() && !has_broker) {
+    return Error::FailedPrecondition(
+        "pipeline.input.mqtt: a standalone run subscribes to a broker only when given one: "
+        "add --broker-url URL (e.g. tcp://localhost:1883)");
+  }
   if (spec.output().has_mqtt() && !has_broker) {
     return Error::FailedPrecondition(
         "pipeline.output.mqtt: a standalone run publishes to a broker only when given one: "
@@ -230,8 +242,9 @@ int StandaloneMain(const std::vector<std::string>& args) {
   if (auto st = CheckStandaloneNeeds(pipeline->spec(), !o.broker_url.empty()); !st.ok()) {
     return Fail(o.pipeline + ": " + st.error().message);
   }
-  if (!o.broker_url.empty() && !pipeline->spec().output().has_mqtt()) {
-    spdlog::warn("--broker-url is not used: the pipeline's output is not mqtt");
+  const bool uses_broker = pipeline->spec().output().has_mqtt() || pipeline->spec().input().has_mqtt();
+  if (!o.broker_url.empty() && !uses_broker) {
+    spdlog::warn("--broker-url is not used: the pipeline has no mqtt input or output");
   }
 
   auto roots = FileRoots::Make({o.data_dir, o.allow_read, o.allow_write});
@@ -243,12 +256,12 @@ int StandaloneMain(const std::vector<std::string>& args) {
   const std::string node = o.node.empty() ? HostName() : o.node;
   std::optional<DataDirLock> lock;
   std::unique_ptr<StandaloneBroker> broker;
-  if (pipeline->spec().output().has_mqtt()) {
+  if (uses_broker) {
     // One run per queue: the data dir is locked while it runs.
     auto l = AcquireDataDirLock(roots->data_dir());
     if (!l.ok()) return Fail(l.error().message);
     lock.emplace(std::move(*l));
-    auto b = StandaloneBroker::Open(o, node);
+    auto b = StandaloneBroker::Open(o, node, pipeline->workspace());
     if (!b.ok()) return Fail(b.error().message);
     broker = std::move(*b);
   }
@@ -270,6 +283,7 @@ int StandaloneMain(const std::vector<std::string>& args) {
                                                                const std::string& payload, int) {
       return b->Publish(ws, stream, payload);
     };
+    ctx.subscribe = broker->Subscribe();
   }
   auto runner = MakePipelineRunner(config, std::move(ctx));
   if (!runner.ok()) return Fail(o.pipeline + ": " + runner.error().message);

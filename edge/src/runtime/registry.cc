@@ -13,6 +13,7 @@ namespace cairn::edge::runtime {
 void RegisterGenerateInput(ComponentRegistry* r);
 void RegisterFileInput(ComponentRegistry* r);
 void RegisterExecInput(ComponentRegistry* r);
+void RegisterMqttInput(ComponentRegistry* r);
 void RegisterFilterProcessor(ComponentRegistry* r);
 void RegisterParseJsonProcessor(ComponentRegistry* r);
 void RegisterSetProcessor(ComponentRegistry* r);
@@ -29,6 +30,7 @@ void RegisterBuiltinComponents(ComponentRegistry* r) {
   RegisterGenerateInput(r);
   RegisterFileInput(r);
   RegisterExecInput(r);
+  RegisterMqttInput(r);
   RegisterFilterProcessor(r);
   RegisterParseJsonProcessor(r);
   RegisterSetProcessor(r);
@@ -132,6 +134,20 @@ void MemoryCheckpoints::Save(const std::string& key, const std::string& value) {
     }
   }
   values_.emplace_back(key, value);
+}
+
+void Wakeup::Notify() {
+  {
+    std::lock_guard lock(mu_);
+    notified_ = true;
+  }
+  cv_.notify_all();
+}
+
+void Wakeup::WaitFor(milliseconds d) {
+  std::unique_lock lock(mu_);
+  cv_.wait_for(lock, d, [this] { return notified_; });
+  notified_ = false;
 }
 
 ComponentLog::ComponentLog(std::string pipeline, const Clock* clock, double per_second, double burst)

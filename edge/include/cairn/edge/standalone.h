@@ -12,8 +12,9 @@
 //  - the data dir is the current directory unless --data-dir says otherwise;
 //    relative paths read below DATA_DIR/in and write below DATA_DIR/out, as
 //    on a node, plus the --allow-read / --allow-write roots;
-//  - an `mqtt` output needs --broker-url (refused otherwise, naming the
-//    flag); records then go through DATA_DIR/queue to
+//  - an `mqtt` input or output needs --broker-url (refused otherwise, naming
+//    the flag); an input reads cairn/v1/ws/{ws}/data/{stream}; output
+//    records go through DATA_DIR/queue to
 //    cairn/v1/ws/{ws}/data/{stream} ({ws}: the file's workspace, else
 //    "local"); the data dir is locked for the run (one run per queue);
 //  - --check validates the file (what `apply` would say) and exits;

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -82,6 +83,20 @@ class FileCheckpoints final : public Checkpoints {
   std::mutex mu_;
 };
 
+// Wakes a pipeline's runner before the wait its input asked for is over
+// (an mqtt input that just received records). Thread-safe.
+class Wakeup {
+ public:
+  void Notify();
+  // Waits until Notify() (since the last wait returned) or `d` passed.
+  void WaitFor(milliseconds d);
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool notified_ = false;
+};
+
 // A component's way to the node's log (spdlog, with the pipeline's name),
 // rate limited per pipeline so that a component failing on every record
 // cannot flood the log (or the node's logs topic the log is shipped to).
@@ -134,6 +149,8 @@ struct Env {
   // The component's log (rate limited; lines carry the pipeline's name).
   // Never null once the runtime built the Env.
   std::shared_ptr<ComponentLog> log;
+  // Wakes the runner (inputs fed from another thread).
+  std::shared_ptr<Wakeup> wakeup = std::make_shared<Wakeup>();
 
   int64_t NowMs() const { return clock->NowMs(); }
   void Log(ComponentLog::Level level, const std::string& line) const {
@@ -158,6 +175,9 @@ class Input {
   virtual Result<milliseconds> Poll(std::vector<Record>* out) = 0;
   // Called when the pipeline stops (e.g. end a child process). Idempotent.
   virtual void End() {}
+  // Records lost before Poll could hand them on (an mqtt input's buffer was
+  // full) since the last call; the runner counts them as dropped.
+  virtual uint64_t TakeDropped() { return 0; }
 };
 
 // What a processor hands on: the records it emits and how many it dropped.
