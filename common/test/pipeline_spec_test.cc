@@ -215,7 +215,7 @@ TEST(PipelineSpec, RejectsBadFilesWithTheDottedPathOfTheProblem) {
       {WithPipeline("  output: stdout\n"), "pipeline.input: missing"},
       {WithPipeline("  input: {generate: {}}\n"), "pipeline.output: missing"},
       {WithPipeline("  input: {}\n  output: stdout\n"),
-       "pipeline.input: expected exactly one input kind: generate, file or exec"},
+       "pipeline.input: expected exactly one input kind: generate, file, exec or mqtt"},
       {WithPipeline("  input: {generate: {}, file: {path: x}}\n  output: stdout\n"),
        "pipeline.input: expected exactly one input kind"},
       {WithPipeline("  input: {generate: {}}\n  output: stderr\n"),
@@ -397,7 +397,7 @@ TEST(PipelineSpec, ValidationRequiresAnInputAndAnOutput) {
   v1::PipelineSpec spec;
   Status s = ValidatePipelineSpec(spec);
   ASSERT_FALSE(s.ok());
-  EXPECT_EQ(s.error().message, "input: missing (expected generate, file or exec)");
+  EXPECT_EQ(s.error().message, "input: missing (expected generate, file, exec or mqtt)");
   spec.mutable_input()->mutable_generate()->set_interval_ms(1000);
   s = ValidatePipelineSpec(spec);
   ASSERT_FALSE(s.ok());
