@@ -310,7 +310,7 @@ class PipelineRunnerImpl final : public PipelineRunner {
       last_error_ = e.message;
     }
     if (e.code != ErrorCode::kNotFound) ++errors_;
-    spdlog::warn("pipeline {}: {}", config_.name(), e.message);
+    env_.Log(runtime::ComponentLog::Level::kWarn, e.message);
   }
 
   void ClearInputProblem() {

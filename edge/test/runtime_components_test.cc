@@ -5,9 +5,13 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 #include "cairn/edge/runtime/component.h"
 #include "cairn/edge/runtime/record.h"
@@ -215,6 +219,31 @@ TEST_F(ComponentsTest, GenerateStopsAfterCount) {
   clock_.Advance(std::chrono::seconds(1));
   EXPECT_GT(*(*in)->Poll(&out), milliseconds(1000));
   EXPECT_EQ(out.size(), 5u);
+}
+
+// --- the components' log
+
+TEST(ComponentLog, GoesToTheNodesLogWithThePipelineNameAndIsRateLimited) {
+  std::ostringstream captured;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(captured);
+  sink->set_pattern("%l %v");
+  auto logger = std::make_shared<spdlog::logger>("capture", sink);
+  auto previous = spdlog::default_logger();
+  spdlog::set_default_logger(logger);
+  FakeClock clock(1000);
+  ComponentLog log("app-errors", &clock, /*per_second=*/2, /*burst=*/3);
+  for (int i = 0; i < 10; ++i) log(ComponentLog::Level::kWarn, "line " + std::to_string(i));
+  EXPECT_EQ(log.suppressed(), 7u);
+  clock.Advance(std::chrono::milliseconds(500));  // one more line's worth
+  log(ComponentLog::Level::kError, "later");
+  log(ComponentLog::Level::kError, "too soon");
+  spdlog::set_default_logger(previous);
+  EXPECT_EQ(captured.str(),
+            "warning pipeline app-errors: line 0\n"
+            "warning pipeline app-errors: line 1\n"
+            "warning pipeline app-errors: line 2\n"
+            "error pipeline app-errors: later (7 lines suppressed by the rate limit)\n");
+  EXPECT_EQ(log.suppressed(), 8u);
 }
 
 // --- filter
