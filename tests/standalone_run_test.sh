@@ -4,7 +4,8 @@
 # Ctrl-C stops it cleanly (batch flushed); a bad file is refused with the
 # field path and exit 1; an mqtt output without --broker-url is refused naming
 # the flag, and with one its records reach a local Mosquitto through the
-# queue. (The examples in docs/ are checked by config_examples_test.sh.)
+# queue; an http output whose sink fails, then recovers, loses nothing.
+# (The examples in docs/ are checked by config_examples_test.sh.)
 set -uo pipefail
 SRC_DIR=${CAIRN_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
 BIN_DIR=${CAIRN_BIN_DIR:-$SRC_DIR/build/bin}
@@ -96,6 +97,42 @@ printf 'name: w\npipeline:\n  input: {generate: {count: 1, interval: 10ms}}\n  o
 start_run outside.yaml --allow-write "$tmp/elsewhere"
 eventually "with --allow-write DIR the same file is written" 20 lines_are "$tmp/elsewhere/x.log" 1
 stop_run
+
+t_section "an http output: a sink that fails, then recovers, gets every record in order"
+cat >"$tmp/sink.py" <<'EOF'
+# Answers 503 to the first two POSTs, then 200; appends accepted bodies to a file.
+import http.server, sys
+failures = [503, 503]
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers['Content-Length']))
+        status = failures.pop(0) if failures else 200
+        if status == 200:
+            with open(sys.argv[1], 'ab') as f:
+                f.write(body)
+        self.send_response(status)
+        self.send_header('Content-Length', '0')
+        self.end_headers()
+    def log_message(self, *a):
+        pass
+s = http.server.HTTPServer(('127.0.0.1', 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+EOF
+python3 "$tmp/sink.py" "$tmp/received" >"$tmp/sink.port" &
+pids+=($!)
+wait_until 10 test -s "$tmp/sink.port"
+mkdir -p "$tmp/run/in"
+seq 1 100 | sed 's/^/record-/' >"$tmp/run/in/records.log"
+printf 'name: h\npipeline:\n  input: {file: {path: in/records.log, from_beginning: true}}\n  output: {http: {url: "http://127.0.0.1:%s/ingest", format: lines, max_records: 10, max_backoff: 100ms}}\n' \
+  "$(cat "$tmp/sink.port")" >"$tmp/run/http.yaml"
+start_run http.yaml
+eventually "all 100 records reach the sink" 20 lines_are "$tmp/received" 100
+stop_run; rc=$?
+check "in order, none twice" bash -c "diff <(seq 1 100 | sed 's/^/record-/') '$tmp/received'"
+check "stopped with exit 0; nothing dropped" \
+  bash -c "(( $rc == 0 )) && grep -q 'pipeline h: in 100, out 100, dropped 0' '$tmp/run.log'"
+check "the failures were logged with the pipeline's name" grep -q "pipeline h: http: 127.0.0.1:.*answered 503" "$tmp/run.log"
 
 t_section "an mqtt output with --broker-url publishes through the queue"
 if command -v mosquitto >/dev/null && command -v mosquitto_sub >/dev/null; then
