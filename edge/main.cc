@@ -2,6 +2,7 @@
 //   cairn-edge bootstrap [--bootstrap-token-file FILE] [--name NAME] [--label k=v]... [--data-dir DIR]
 //   cairn-edge run [--data-dir DIR] [--bootstrap-token-file FILE] [--health-interval 10s]
 //                  [--desired-wait 5s] [--queue-max-bytes N]
+//   cairn-edge run --pipeline FILE.yaml [...]   (standalone: standalone.h)
 // Both lock the data dir for the life of the process (data_dir_lock.h): a
 // second process on the same dir is refused, naming the first one's pid.
 // The bootstrap token comes preferably from a file or CAIRN_EDGE_BOOTSTRAP_TOKEN
@@ -26,6 +27,7 @@
 #include "cairn/edge/identity_watch.h"
 #include "cairn/edge/log_shipper.h"
 #include "cairn/edge/renewer.h"
+#include "cairn/edge/standalone.h"
 
 namespace {
 
@@ -90,6 +92,8 @@ constexpr char kUsage[] =
     "usage: cairn-edge bootstrap [--bootstrap-token-file FILE] [--name NAME] [--label k=v]... [--data-dir DIR]\n"
     "       cairn-edge run [--data-dir DIR] [--bootstrap-token-file FILE] [--health-interval 10s]\n"
     "                      [--desired-wait 5s] [--queue-max-bytes 67108864]\n"
+    "       cairn-edge run --pipeline FILE.yaml [--check] [--broker-url URL] ...  (one file, locally;\n"
+    "                      no control plane: cairn-edge run --pipeline F --help)\n"
     "\n"
     "The bootstrap token: give it in a file (--bootstrap-token-file FILE, mode 0600) or in the\n"
     "environment (CAIRN_EDGE_BOOTSTRAP_TOKEN=TOKEN). --token TOKEN / --bootstrap-token TOKEN still\n"
@@ -407,6 +411,7 @@ int main(int argc, char** argv) {
   }
   std::string cmd = args[0];
   args.erase(args.begin());
+  if (cmd == "run" && edge::IsStandaloneRun(args)) return edge::StandaloneMain(args);
   Config cfg;
   ConfigSchema schema;
   cfg.Bind(schema);

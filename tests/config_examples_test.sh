@@ -25,4 +25,25 @@ printf 'database-url: x\nlisten: 1\n' >"$tmp/bad.yaml"
 "$BIN_DIR/cairn-registry" migrate --config "$tmp/bad.yaml" >"$tmp/b" 2>&1
 check "an unknown key is rejected with its name" grep -q 'unknown key "listen"' "$tmp/b"
 
+# Pipeline files: docs/examples/*.yaml and every ```yaml block of
+# docs/pipelines.md pass the one validator through the CLI users run
+# (`cairn-edge run --pipeline FILE --check`).
+for f in "$SRC_DIR"/docs/examples/*.yaml; do
+  check "docs/examples/$(basename "$f") validates" "$BIN_DIR/cairn-edge" run --pipeline "$f" --check
+done
+mkdir -p "$tmp/md"
+awk -v dir="$tmp/md" '/^```yaml$/ {n++; out=sprintf("%s/%02d.yaml", dir, n); inside=1; next}
+                      /^```/ {inside=0; next}
+                      inside {print > out}' "$SRC_DIR/docs/pipelines.md"
+n=0
+for f in "$tmp"/md/*.yaml; do
+  n=$((n + 1))
+  check "docs/pipelines.md example $(basename "$f" .yaml) ($(sed -n 's/^name: \([^ #]*\).*/\1/p' "$f")) validates" \
+    "$BIN_DIR/cairn-edge" run --pipeline "$f" --check
+done
+check "docs/pipelines.md has examples (found $n)" test "$n" -ge 15
+printf 'name: bad\npipeline:\n  input: generate\n  processors: [{filter: {regex: "(?=x)"}}]\n  output: stdout\n' >"$tmp/bad-pipeline.yaml"
+check_fails "a bad pipeline file is refused with its field path" \
+  'pipeline.processors\[0\].filter.regex: invalid regex' "$BIN_DIR/cairn-edge" run --pipeline "$tmp/bad-pipeline.yaml" --check
+
 t_finish

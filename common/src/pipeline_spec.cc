@@ -1,10 +1,10 @@
 #include "cairn/common/pipeline_spec.h"
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <initializer_list>
 #include <limits>
-#include <regex>
 #include <map>
 #include <set>
 #include <vector>
@@ -12,6 +12,7 @@
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <openssl/evp.h>
+#include <re2/re2.h>
 #include <yaml-cpp/yaml.h>
 
 #include "cairn/common/text.h"
@@ -24,8 +25,9 @@ namespace {
 
 // Pipeline files are small; anything bigger is a mistake or an attack.
 constexpr size_t kMaxYamlBytes = 1 << 20;
-// Bounds the regex compiler's recursion on untrusted patterns.
-constexpr size_t kMaxRegexLength = 1024;
+// Bounds the work of compiling an untrusted pattern (RE2 also bounds its
+// memory: a pattern whose automaton needs more is refused as too large).
+constexpr size_t kMaxRegexLength = 4096;
 constexpr uint32_t kMinIntervalMs = 10;
 constexpr uint32_t kDefaultIntervalMs = 1000;
 constexpr uint32_t kDefaultQos = 1;
@@ -495,11 +497,8 @@ Status CheckRegex(const std::string& regex, const std::string& where) {
   if (regex.size() > kMaxRegexLength) {
     return At(where, "longer than " + std::to_string(kMaxRegexLength) + " characters");
   }
-  try {
-    std::regex re(regex, std::regex::ECMAScript);
-  } catch (const std::regex_error& e) {
-    return At(where, "invalid regex " + Quoted(regex) + ": " + e.what());
-  }
+  auto re = CompileFilterRegex(regex);
+  if (!re.ok()) return At(where, re.error().message);
   return OkStatus();
 }
 
@@ -663,6 +662,61 @@ Status MqttOutputRule(const google::protobuf::Message& m, const std::string& pat
   return OkStatus();
 }
 
+Status MqttInputRule(const google::protobuf::Message& m, const std::string& path,
+                     const v1::PipelineSpec& spec) {
+  const auto& i = static_cast<const v1::MqttInput&>(m);
+  if (auto s = topics::ValidateName("stream", i.stream()); !s.ok()) {
+    return At(path + ".stream", s.error().message);
+  }
+  if (i.buffer() > 1'000'000) return At(path + ".buffer", "must be at most 1000000 records");
+  if (spec.output().has_mqtt() && spec.output().mqtt().stream() == i.stream()) {
+    return At(path + ".stream", Quoted(i.stream()) + " is also the output stream (the pipeline would read its own records)");
+  }
+  return OkStatus();
+}
+
+// Header names are HTTP tokens; values have no line breaks (no injection).
+// The client sets Host, Content-Length and Connection itself.
+Status HttpOutputRule(const google::protobuf::Message& m, const std::string& path,
+                      const v1::PipelineSpec&) {
+  const auto& o = static_cast<const v1::HttpOutput&>(m);
+  if (o.url().empty()) return At(path + ".url", "missing");
+  if (auto u = ParseHttpUrl(o.url()); !u.ok()) return At(path + ".url", u.error().message);
+  for (const auto& [name, value] : o.headers()) {
+    const std::string p = path + ".headers." + name;
+    if (name.empty()) return At(path + ".headers", "a header name must not be empty");
+    for (unsigned char c : name) {
+      if (!(std::isalnum(c) || std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) !=
+                                   std::string_view::npos)) {
+        return At(p, "is not a valid header name");
+      }
+    }
+    std::string lower;
+    for (unsigned char c : name) lower += static_cast<char>(std::tolower(c));
+    if (lower == "host" || lower == "content-length" || lower == "connection" || lower == "transfer-encoding") {
+      return At(p, "is set by the node (not configurable)");
+    }
+    for (unsigned char c : value) {
+      if ((c < 0x20 && c != '\t') || c == 0x7f) return At(p, "must not contain control characters or line breaks");
+    }
+  }
+  if (!o.format().empty() && o.format() != "json" && o.format() != "lines") {
+    return At(path + ".format", Quoted(o.format()) + " is not json or lines");
+  }
+  if (o.max_records() > 100000) return At(path + ".max_records", "must be at most 100000");
+  if (o.max_bytes() > 16u << 20) return At(path + ".max_bytes", "must be at most 16777216");
+  if (o.max_bytes() != 0 && o.max_bytes() < 1024) return At(path + ".max_bytes", "must be at least 1024");
+  if (o.timeout_ms() != 0 && (o.timeout_ms() < 100 || o.timeout_ms() > 300'000)) {
+    return At(path + ".timeout", "must be between 100ms and 5m");
+  }
+  if (o.max_wait_ms() > 3'600'000) return At(path + ".max_wait", "must be at most 1h");
+  if (o.max_backoff_ms() != 0 && (o.max_backoff_ms() < 100 || o.max_backoff_ms() > 3'600'000)) {
+    return At(path + ".max_backoff", "must be between 100ms and 1h");
+  }
+  if (!o.ca_file().empty()) return CheckFilePath(o.ca_file(), path + ".ca_file");
+  return OkStatus();
+}
+
 struct KindRule {
   const char* message;  // full name of the kind's message
   Rule rule;
@@ -675,6 +729,8 @@ constexpr KindRule kRules[] = {
     {"cairn.v1.BatchProcessor", BatchRule},   {"cairn.v1.AggregateProcessor", AggregateRule},
     {"cairn.v1.FileOutput", FileOutputRule},
     {"cairn.v1.MqttOutput", MqttOutputRule},
+    {"cairn.v1.HttpOutput", HttpOutputRule},
+    {"cairn.v1.MqttInput", MqttInputRule},
 };
 
 // `msg` is an Input, Processor or Output: exactly one kind must be set (an
@@ -704,6 +760,85 @@ Status ValidatePipelineSpec(const v1::PipelineSpec& spec) {
     if (!s.ok()) return s;
   }
   return CheckComponent(spec.output(), "output", spec);
+}
+
+std::string HttpUrl::HostHeader() const {
+  std::string h = ipv6 ? "[" + host + "]" : host;
+  if (port != (tls ? 443 : 80)) h += ":" + std::to_string(port);
+  return h;
+}
+
+Result<HttpUrl> ParseHttpUrl(const std::string& url) {
+  HttpUrl u;
+  std::string_view rest(url);
+  if (rest.rfind("https://", 0) == 0) {
+    u.tls = true;
+    rest.remove_prefix(8);
+  } else if (rest.rfind("http://", 0) == 0) {
+    rest.remove_prefix(7);
+  } else {
+    return Error::InvalidArgument(Quoted(url) + " must start with http:// or https://");
+  }
+  if (url.size() > 2048) return Error::InvalidArgument("URL longer than 2048 characters");
+  for (unsigned char c : url) {
+    if (c <= 0x20 || c == 0x7f) {
+      return Error::InvalidArgument(Quoted(url) + " contains a space or control character (percent-encode it)");
+    }
+  }
+  if (url.find('#') != std::string::npos) return Error::InvalidArgument(Quoted(url) + " has a fragment (#)");
+  const size_t end = rest.find_first_of("/?");
+  std::string_view authority = rest.substr(0, end);
+  u.target = end == std::string_view::npos ? "/" : std::string(rest.substr(end));
+  if (u.target.front() == '?') u.target = "/" + u.target;
+  if (authority.find('@') != std::string_view::npos) {
+    return Error::InvalidArgument(Quoted(url) + ": user info in the URL is not supported (use headers)");
+  }
+  std::string_view port_text;
+  if (!authority.empty() && authority.front() == '[') {
+    const size_t close = authority.find(']');
+    if (close == std::string_view::npos) return Error::InvalidArgument(Quoted(url) + ": unclosed [ in the host");
+    u.host = std::string(authority.substr(1, close - 1));
+    u.ipv6 = true;
+    std::string_view after = authority.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':') return Error::InvalidArgument(Quoted(url) + ": unexpected text after ]");
+      port_text = after.substr(1);
+      if (port_text.empty()) return Error::InvalidArgument(Quoted(url) + ": empty port");
+    }
+  } else {
+    const size_t colon = authority.rfind(':');
+    u.host = std::string(authority.substr(0, colon));
+    if (colon != std::string_view::npos) {
+      port_text = authority.substr(colon + 1);
+      if (port_text.empty()) return Error::InvalidArgument(Quoted(url) + ": empty port");
+    }
+    for (char c : u.host) {
+      if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_')) {
+        return Error::InvalidArgument(Quoted(url) + ": invalid character in the host");
+      }
+    }
+  }
+  if (u.host.empty()) return Error::InvalidArgument(Quoted(url) + " has no host");
+  u.port = u.tls ? 443 : 80;
+  if (!port_text.empty()) {
+    unsigned value = 0;
+    auto [p, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), value);
+    if (ec != std::errc() || p != port_text.data() + port_text.size() || value == 0 || value > 65535) {
+      return Error::InvalidArgument(Quoted(url) + ": the port must be 1..65535");
+    }
+    u.port = static_cast<uint16_t>(value);
+  }
+  return u;
+}
+
+Result<std::shared_ptr<const re2::RE2>> CompileFilterRegex(const std::string& regex) {
+  re2::RE2::Options options;
+  options.set_log_errors(false);  // the error comes back in the message instead
+  auto re = std::make_shared<const re2::RE2>(regex, options);
+  if (!re->ok()) {
+    return Error::InvalidArgument("invalid regex " + Quoted(regex) + ": " + re->error());
+  }
+  return re;
 }
 
 std::string PipelineDigest(const v1::PipelineSpec& spec) {

@@ -215,11 +215,11 @@ TEST(PipelineSpec, RejectsBadFilesWithTheDottedPathOfTheProblem) {
       {WithPipeline("  output: stdout\n"), "pipeline.input: missing"},
       {WithPipeline("  input: {generate: {}}\n"), "pipeline.output: missing"},
       {WithPipeline("  input: {}\n  output: stdout\n"),
-       "pipeline.input: expected exactly one input kind: generate, file or exec"},
+       "pipeline.input: expected exactly one input kind: generate, file, exec or mqtt"},
       {WithPipeline("  input: {generate: {}, file: {path: x}}\n  output: stdout\n"),
        "pipeline.input: expected exactly one input kind"},
       {WithPipeline("  input: {generate: {}}\n  output: stderr\n"),
-       "pipeline.output: expected a map with keys file, mqtt or stdout"},
+       "pipeline.output: expected a map with keys file, mqtt, stdout or http"},
       {WithPipeline("  input: {generate: {}}\n  processors: {filter: {}}\n  output: stdout\n"),
        "pipeline.processors: expected a list of processors"},
       {"name: p\nname: q\n" + ok_body, "name: duplicate key"},
@@ -287,6 +287,76 @@ TEST(PipelineSpec, RejectsBadFilesWithTheDottedPathOfTheProblem) {
   }
 }
 
+TEST(PipelineSpec, RejectsRegexSyntaxRe2DoesNotHaveWithThePath) {
+  // Backreferences and lookaround need backtracking: RE2 refuses them, and so
+  // does apply, before any node sees the pipeline.
+  for (const char* re : {"(a)\\1", "foo(?=bar)"}) {
+    SCOPED_TRACE(re);
+    auto p = ParsePipelineYaml(WithPipeline(std::string("  input: {generate: {}}\n  processors: [{filter: {regex: '") +
+                                            re + "'}}]\n  output: stdout\n"),
+                               "demo");
+    ASSERT_FALSE(p.ok());
+    EXPECT_EQ(p.error().message.rfind("pipeline.processors[0].filter.regex: invalid regex ", 0), 0u)
+        << p.error().message;
+  }
+}
+
+TEST(PipelineSpec, AcceptsRe2RegexesAndRefusesOverlongOnes) {
+  v1::PipelineSpec spec;
+  spec.mutable_input()->mutable_generate();
+  spec.mutable_output()->mutable_stdout();
+  spec.add_processors()->mutable_filter()->set_regex(R"(^\w+ (?i:error) \d{3}$)");
+  EXPECT_TRUE(ValidatePipelineSpec(spec).ok());
+  spec.mutable_processors(0)->mutable_filter()->set_regex(std::string(4097, 'a'));
+  Status s = ValidatePipelineSpec(spec);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().message, "processors[0].filter.regex: longer than 4096 characters");
+}
+
+TEST(PipelineSpec, HttpUrlsAreSplitForTheClient) {
+  auto u = ParseHttpUrl("https://logs.example.com/v1/ingest?token=x");
+  ASSERT_TRUE(u.ok());
+  EXPECT_TRUE(u->tls);
+  EXPECT_EQ(u->host, "logs.example.com");
+  EXPECT_EQ(u->port, 443);
+  EXPECT_EQ(u->target, "/v1/ingest?token=x");
+  EXPECT_EQ(u->HostHeader(), "logs.example.com");
+  u = ParseHttpUrl("http://[::1]:8080");
+  ASSERT_TRUE(u.ok());
+  EXPECT_EQ(u->host, "::1");
+  EXPECT_EQ(u->target, "/");
+  EXPECT_EQ(u->HostHeader(), "[::1]:8080");
+  for (const char* bad : {"ftp://x/", "http://", "http://a b/", "http://u:p@host/", "http://h:0/",
+                          "http://h:99999/", "http://h/#frag", "http://h/\r\nX: y"}) {
+    EXPECT_FALSE(ParseHttpUrl(bad).ok()) << bad;
+  }
+}
+
+TEST(PipelineSpec, HttpOutputRulesNameTheField) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"{http: {}}", "pipeline.output.http.url: missing"},
+      {"{http: {url: 'ftp://x/'}}", "pipeline.output.http.url: \"ftp://x/\" must start with http:// or https://"},
+      {"{http: {url: 'http://h/', headers: {'Bad Name': x}}}", "pipeline.output.http.headers.Bad Name: is not a valid header name"},
+      {"{http: {url: 'http://h/', headers: {Host: x}}}", "pipeline.output.http.headers.Host: is set by the node (not configurable)"},
+      {"{http: {url: 'http://h/', headers: {X-A: \"a\\r\\nB: c\"}}}",
+       "pipeline.output.http.headers.X-A: must not contain control characters or line breaks"},
+      {"{http: {url: 'http://h/', format: xml}}", "pipeline.output.http.format: \"xml\" is not json or lines"},
+      {"{http: {url: 'http://h/', timeout: 10ms}}", "pipeline.output.http.timeout: must be between 100ms and 5m"},
+      {"{http: {url: 'http://h/', ca_file: '../x.pem'}}", "pipeline.output.http.ca_file: \"../x.pem\" leaves the data directory ('..')"},
+  };
+  for (const auto& [output, message] : cases) {
+    auto p = ParsePipelineYaml(WithPipeline("  input: {generate: {}}\n  output: " + output + "\n"), "demo");
+    ASSERT_FALSE(p.ok()) << output;
+    EXPECT_EQ(p.error().message, message);
+  }
+  auto ok = ParsePipelineYaml(
+      WithPipeline("  input: {generate: {}}\n  output: {http: {url: 'https://h:8443/in', headers: {Authorization: "
+                   "'Bearer x'}, format: lines, max_records: 500, timeout: 5s, max_wait: 2s}}\n"),
+      "demo");
+  ASSERT_TRUE(ok.ok()) << ok.error().message;
+  EXPECT_EQ(ok->spec().output().http().timeout_ms(), 5000u);
+}
+
 TEST(PipelineSpec, RejectsAnInvalidRegex) {
   auto p = ParsePipelineYaml(
       WithPipeline("  input: {generate: {}}\n  processors: [{filter: {regex: '(unclosed'}}]\n"
@@ -327,11 +397,11 @@ TEST(PipelineSpec, ValidationRequiresAnInputAndAnOutput) {
   v1::PipelineSpec spec;
   Status s = ValidatePipelineSpec(spec);
   ASSERT_FALSE(s.ok());
-  EXPECT_EQ(s.error().message, "input: missing (expected generate, file or exec)");
+  EXPECT_EQ(s.error().message, "input: missing (expected generate, file, exec or mqtt)");
   spec.mutable_input()->mutable_generate()->set_interval_ms(1000);
   s = ValidatePipelineSpec(spec);
   ASSERT_FALSE(s.ok());
-  EXPECT_EQ(s.error().message, "output: missing (expected file, mqtt or stdout)");
+  EXPECT_EQ(s.error().message, "output: missing (expected file, mqtt, stdout or http)");
   spec.mutable_output()->mutable_stdout();
   EXPECT_TRUE(ValidatePipelineSpec(spec).ok());
 }

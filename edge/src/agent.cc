@@ -19,6 +19,7 @@ Agent::Agent(Identity identity, AgentOptions options, MqttClient& mqtt, Clock& c
       options_(std::move(options)),
       mqtt_(mqtt),
       clock_(clock),
+      streams_(mqtt, id_.workspace),
       started_ms_(clock.NowMs()),
       current_labels_(id_.labels) {
   retire_thread_ = std::thread([this] { RetireLoop(); });
@@ -399,6 +400,7 @@ void Agent::RecordError(const std::string& error) {
 }
 
 void Agent::OnMessage(const MqttMessage& m) {
+  if (streams_.OnMessage(m)) return;  // a data stream an mqtt input reads (any publisher)
   // Only a service writes desired state and configs (the broker enforces it;
   // this is a second line of defence).
   std::string principal = m.UserProperty(kPrincipalProperty);
@@ -549,6 +551,7 @@ void Agent::Reconcile() {
     ctx.data_dir = id_.data_dir;
     ctx.allow_exec = options_.allow_exec;
     ctx.files = options_.files;
+    ctx.subscribe = streams_.Fn();
     ctx.current_labels = [this] {
       std::lock_guard labels_lock(labels_mu_);
       return current_labels_;

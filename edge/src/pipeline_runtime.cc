@@ -1,8 +1,12 @@
 // Pipeline runner: checks a PipelineConfig with the one validator, builds its
 // components from the registry and drives them on one worker thread:
 // poll the input, pass each record through the processors, write to the
-// output; call processors' timers (batch, windows); on stop, flush what the
-// processors hold.
+// output; call processors' and the output's timers (batch, windows, an http
+// batch); on stop, flush what the processors and the output hold. When the
+// output refuses records for now (WriteResult::kRetry, a failing sink), the
+// runner keeps them, stops reading its input (backpressure: a file input
+// stays where it is, an mqtt input's bounded buffer fills and drops) and
+// offers them again when asked; nothing is lost while the pipeline runs.
 //
 // Threading: each runner owns one worker thread. Components are touched only
 // by that thread (or by Start() before it runs). Counters are atomics;
@@ -79,7 +83,7 @@ class PipelineRunnerImpl final : public PipelineRunner {
       std::lock_guard lock(mu_);
       stop_ = true;
     }
-    cv_.notify_all();
+    env_.wakeup->Notify();
     thread_.join();
     input_->End();
     // A failure stays visible: it says why the pipeline stopped.
@@ -116,6 +120,16 @@ class PipelineRunnerImpl final : public PipelineRunner {
     std::vector<Record> polled;
     while (!StopRequested()) {
       milliseconds wait{0};
+      // Backpressure: while the output refuses records (a failing sink),
+      // nothing new is read; the refused records are offered again when the
+      // output asked to be retried.
+      if (!out_pending_.empty()) {
+        if (!DrainOutput(&wait)) return;
+        if (!out_pending_.empty()) {
+          Sleep(std::min(wait, kMaxTimerWait));
+          continue;
+        }
+      }
       if (pending_.empty()) {
         polled.clear();
         auto r = input_->Poll(&polled);
@@ -127,10 +141,12 @@ class PipelineRunnerImpl final : public PipelineRunner {
           ReportInputProblem(r.error());
         }
         for (Record& rec : polled) pending_.push_back(std::move(rec));
+        records_dropped_ += input_->TakeDropped();
       }
       // Records are taken off `pending_` in small chunks so that a Stop() in
-      // the middle of a poll's records leaves the rest for the next Start().
-      while (!pending_.empty() && !StopRequested()) {
+      // the middle of a poll's records leaves the rest for the next Start(),
+      // and a refusing output stops the reading after one chunk.
+      while (!pending_.empty() && out_pending_.empty() && !StopRequested()) {
         std::vector<Record> chunk;
         const size_t n = std::min(pending_.size(), kChunk);
         chunk.reserve(n);
@@ -141,20 +157,43 @@ class PipelineRunnerImpl final : public PipelineRunner {
         records_in_ += n;
         if (!Push(0, std::move(chunk))) return;
       }
-      if (!pending_.empty()) break;
+      if (!out_pending_.empty()) continue;
+      if (!pending_.empty()) break;  // stop requested
       const int64_t now = env_.NowMs();
       std::optional<int64_t> next_timer;
       if (!Tick(now, &next_timer)) return;
+      if (std::optional<int64_t> t = output_->Tick(now); t && (!next_timer || *t < *next_timer)) {
+        next_timer = t;
+      }
+      CollectLost();
+      if (!out_pending_.empty()) continue;
       if (next_timer) {
         wait = std::min({wait, milliseconds(std::max<int64_t>(0, *next_timer - now)),
                          kMaxTimerWait});
       }
       if (wait <= milliseconds(0)) continue;
-      std::unique_lock lock(mu_);
-      cv_.wait_for(lock, wait, [this] { return stop_; });
+      Sleep(wait);
     }
     FlushProcessors();
+    milliseconds ignored{0};
+    if (!out_pending_.empty() && !DrainOutput(&ignored)) return;
+    uint64_t lost = output_->Flush();
+    CollectLost();
+    if (!out_pending_.empty()) {
+      lost += out_pending_.size();
+      out_pending_.clear();
+    }
+    if (lost > 0) {
+      records_dropped_ += lost;
+      const std::string why = std::to_string(lost) + " records not delivered when the pipeline stopped (" +
+                              LastError() + ")";
+      SetLastError(why);
+      env_.Log(runtime::ComponentLog::Level::kWarn, why);
+    }
   }
+
+  // Waits `d`, or until Stop() or an input's wake-up.
+  void Sleep(milliseconds d) { env_.wakeup->WaitFor(d); }
 
   // Runs records through processors [from, end) and the output. False if
   // the pipeline has failed.
@@ -174,30 +213,65 @@ class PipelineRunnerImpl final : public PipelineRunner {
       records_dropped_ += out.dropped();
       records = std::move(out.records());
     }
-    for (const Record& r : records) {
-      if (!Write(r)) return false;
+    for (Record& r : records) out_pending_.push_back(std::move(r));
+    milliseconds ignored{0};
+    return DrainOutput(&ignored);
+  }
+
+  // Offers the waiting records to the output, in order, unless it asked to
+  // be retried later (then `*wait` is how long). False if the pipeline failed.
+  bool DrainOutput(milliseconds* wait) {
+    const int64_t now = env_.NowMs();
+    if (now < retry_at_ms_) {
+      *wait = milliseconds(retry_at_ms_ - now);
+      return true;
     }
+    while (!out_pending_.empty()) {
+      WriteResult w = output_->Write(out_pending_.front());
+      switch (w.kind) {
+        case WriteResult::Kind::kWritten:
+          ++records_out_;
+          break;
+        case WriteResult::Kind::kDropped:
+          ++errors_;
+          ++records_dropped_;
+          SetLastError(std::move(w.error));
+          break;
+        case WriteResult::Kind::kFailed:
+          ++errors_;
+          ++records_dropped_;
+          Fail(std::move(w.error));
+          return false;
+        case WriteResult::Kind::kRetry:
+          ++errors_;
+          env_.Log(runtime::ComponentLog::Level::kWarn,
+                   w.error + "; retrying in " + std::to_string(w.retry_after.count()) + "ms (input paused)");
+          SetLastError(std::move(w.error));
+          retry_at_ms_ = now + std::max<int64_t>(1, w.retry_after.count());
+          *wait = milliseconds(retry_at_ms_ - now);
+          return true;
+      }
+      out_pending_.pop_front();
+    }
+    retry_at_ms_ = 0;
+    CollectLost();
     return true;
   }
 
-  bool Write(const Record& r) {
-    WriteResult w = output_->Write(r);
-    switch (w.kind) {
-      case WriteResult::Kind::kWritten:
-        ++records_out_;
-        return true;
-      case WriteResult::Kind::kDropped:
-        ++errors_;
-        ++records_dropped_;
-        SetLastError(std::move(w.error));
-        return true;
-      case WriteResult::Kind::kFailed:
-        ++errors_;
-        ++records_dropped_;
-        Fail(std::move(w.error));
-        return false;
+  // Counts what the output gave up on after accepting it, and the
+  // failures it met outside Write (a timer-driven send).
+  void CollectLost() {
+    std::string why;
+    if (const uint64_t n = output_->TakeLost(&why); n > 0) {
+      records_dropped_ += n;
+      ++errors_;
+      SetLastError(std::move(why));
     }
-    return true;
+    if (std::optional<std::string> e = output_->TakeError()) {
+      ++errors_;
+      env_.Log(runtime::ComponentLog::Level::kWarn, *e);
+      SetLastError(std::move(*e));
+    }
   }
 
   bool Tick(int64_t now, std::optional<int64_t>* next) {
@@ -236,7 +310,7 @@ class PipelineRunnerImpl final : public PipelineRunner {
       last_error_ = e.message;
     }
     if (e.code != ErrorCode::kNotFound) ++errors_;
-    spdlog::warn("pipeline {}: {}", config_.name(), e.message);
+    env_.Log(runtime::ComponentLog::Level::kWarn, e.message);
   }
 
   void ClearInputProblem() {
@@ -244,6 +318,11 @@ class PipelineRunnerImpl final : public PipelineRunner {
     if (input_problem_.empty()) return;
     if (last_error_ == input_problem_) last_error_.clear();
     input_problem_.clear();
+  }
+
+  std::string LastError() const {
+    std::lock_guard lock(mu_);
+    return last_error_;
   }
 
   void SetLastError(std::string error) {
@@ -264,12 +343,15 @@ class PipelineRunnerImpl final : public PipelineRunner {
   const std::unique_ptr<runtime::Output> output_;
   bool opened_ = false;
   std::deque<Record> pending_;
+  // Records past the processors that the output has not accepted yet (it
+  // asked to be retried at retry_at_ms_): at most one chunk's worth.
+  std::deque<Record> out_pending_;
+  int64_t retry_at_ms_ = 0;
 
   std::mutex lifecycle_mu_;  // serialises Start/Stop
   std::thread thread_;       // guarded by lifecycle_mu_
 
   mutable std::mutex mu_;
-  std::condition_variable cv_;
   bool stop_ = false;          // guarded by mu_
   std::string last_error_;     // guarded by mu_
   std::string input_problem_;  // guarded by mu_
@@ -297,6 +379,8 @@ runtime::Env MakeEnv(const v1::PipelineConfig& config, PipelineContext context) 
   env.pipeline = config.name();
   env.allow_exec = context.allow_exec;
   env.files = std::move(context.files);
+  env.subscribe = std::move(context.subscribe);
+  env.log = std::make_shared<runtime::ComponentLog>(config.name(), env.clock);
   return env;
 }
 

@@ -278,6 +278,28 @@ TEST_F(AgentTest, StopStopsRunningPipelines) {
   EXPECT_EQ(FileSize(Output("p1")), size);
 }
 
+TEST_F(AgentTest, AnMqttInputReadsItsWorkspacesStreamFromAnyPublisher) {
+  StartAgent();
+  v1::PipelineConfig c = GenerateToFile("reader", 1, "");
+  c.mutable_spec()->mutable_input()->Clear();
+  c.mutable_spec()->mutable_input()->mutable_mqtt()->set_stream("readings");
+  PublishConfig(c);
+  PublishDesired(Desired(1, {Ref("reader", 1)}));
+  const std::string topic = topics::Data(kWs, "readings");
+  ASSERT_TRUE(WaitUntil([&] { return node_->Wants(topic); }));
+  // Data comes from other nodes, not from a service: it reaches the input.
+  FakeMqttClient other(broker_, "node-n2", "node:ws:n2");
+  ASSERT_TRUE(other.Connect().ok());
+  MqttMessage m;
+  m.topic = topic;
+  m.payload = "21.5";
+  ASSERT_TRUE(other.Publish(m).ok());
+  ASSERT_TRUE(WaitUntil([&] { return ReadLines(Output("reader")).size() == 1; }));
+  EXPECT_EQ(ReadLines(Output("reader"))[0], "21.5");
+  PublishDesired(Desired(2, {}));
+  EXPECT_TRUE(WaitUntil([&] { return !node_->Wants(topic); })) << "removing the pipeline unsubscribes";
+}
+
 TEST_F(AgentTest, WaitsForTheConfigThenRunsThePipelineAndReportsAtOnce) {
   StartAgent();
   PublishDesired(Desired(1, {Ref("p1", 1)}));

@@ -636,6 +636,78 @@ TEST_F(PipelineRuntimeTest, StructuredRecordsGetFieldsAndCountParseErrors) {
   EXPECT_THAT(h.last_error(), HasSubstr("parse_json: not JSON"));
 }
 
+// An output whose sink can be "down": it then refuses records (kRetry).
+struct FlakySink {
+  std::mutex mu;
+  bool down = true;
+  int refusals = 0;
+  std::vector<uint64_t> accepted;  // the records' source offsets, in order
+};
+
+class FlakyOutput final : public runtime::Output {
+ public:
+  explicit FlakyOutput(std::shared_ptr<FlakySink> sink) : sink_(std::move(sink)) {}
+  runtime::WriteResult Write(const runtime::Record& r) override {
+    std::lock_guard lock(sink_->mu);
+    if (sink_->down) {
+      ++sink_->refusals;
+      return {runtime::WriteResult::Kind::kRetry, "sink down", std::chrono::milliseconds(5)};
+    }
+    sink_->accepted.push_back(r.position.offset);
+    return {};
+  }
+
+ private:
+  std::shared_ptr<FlakySink> sink_;
+};
+
+TEST_F(PipelineRuntimeTest, AFailingOutputPausesTheInputAndLosesNothing) {
+  auto sink = std::make_shared<FlakySink>();
+  runtime::ComponentRegistry registry;
+  ASSERT_TRUE(registry
+                  .AddInput("generate",
+                            [](const google::protobuf::Message& m, const std::string&,
+                               const runtime::Env& env) {
+                              v1::Input i;
+                              i.mutable_generate()->CopyFrom(m);
+                              return runtime::BuiltinRegistry().MakeInput(i, env);
+                            })
+                  .ok());
+  ASSERT_TRUE(registry
+                  .AddOutput("stdout",
+                             [sink](const google::protobuf::Message&, const std::string&,
+                                    const runtime::Env&) -> Result<std::unique_ptr<runtime::Output>> {
+                               return std::unique_ptr<runtime::Output>(std::make_unique<FlakyOutput>(sink));
+                             })
+                  .ok());
+  auto config = GenerateConfig("x", 50, 10);
+  config.mutable_spec()->mutable_output()->mutable_stdout();
+  auto made = MakePipelineRunner(config, Context(), registry);
+  ASSERT_TRUE(made.ok()) << made.error().message;
+  auto runner = std::move(*made);
+  runner->Start();
+  ASSERT_TRUE(WaitUntil([&] {
+    std::lock_guard lock(sink->mu);
+    return sink->refusals >= 10;
+  }));
+  // Ten refusals (50 ms) later the input has not been read past the refused
+  // record: the pipeline waits for its sink.
+  EXPECT_EQ(runner->Health().records_in(), 1u);
+  EXPECT_EQ(runner->Health().state(), State::RUNNING);
+  EXPECT_EQ(runner->Health().last_error(), "sink down");
+  {
+    std::lock_guard lock(sink->mu);
+    sink->down = false;
+  }
+  ASSERT_TRUE(WaitUntil([&] { return runner->Health().records_out() == 50; }));
+  runner->Stop();
+  std::vector<uint64_t> expected;
+  for (uint64_t i = 0; i < 50; ++i) expected.push_back(i);
+  std::lock_guard lock(sink->mu);
+  EXPECT_EQ(sink->accepted, expected);
+  EXPECT_EQ(runner->Health().records_dropped(), 0u);
+}
+
 TEST_F(PipelineRuntimeTest, AKindThisNodeDoesNotKnowIsRefusedWithItsPath) {
   runtime::ComponentRegistry without_file;  // a node built without the file output
   ASSERT_TRUE(without_file

@@ -5,9 +5,13 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 #include "cairn/edge/runtime/component.h"
 #include "cairn/edge/runtime/record.h"
@@ -217,6 +221,31 @@ TEST_F(ComponentsTest, GenerateStopsAfterCount) {
   EXPECT_EQ(out.size(), 5u);
 }
 
+// --- the components' log
+
+TEST(ComponentLog, GoesToTheNodesLogWithThePipelineNameAndIsRateLimited) {
+  std::ostringstream captured;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(captured);
+  sink->set_pattern("%l %v");
+  auto logger = std::make_shared<spdlog::logger>("capture", sink);
+  auto previous = spdlog::default_logger();
+  spdlog::set_default_logger(logger);
+  FakeClock clock(1000);
+  ComponentLog log("app-errors", &clock, /*per_second=*/2, /*burst=*/3);
+  for (int i = 0; i < 10; ++i) log(ComponentLog::Level::kWarn, "line " + std::to_string(i));
+  EXPECT_EQ(log.suppressed(), 7u);
+  clock.Advance(std::chrono::milliseconds(500));  // one more line's worth
+  log(ComponentLog::Level::kError, "later");
+  log(ComponentLog::Level::kError, "too soon");
+  spdlog::set_default_logger(previous);
+  EXPECT_EQ(captured.str(),
+            "warning pipeline app-errors: line 0\n"
+            "warning pipeline app-errors: line 1\n"
+            "warning pipeline app-errors: line 2\n"
+            "error pipeline app-errors: later (7 lines suppressed by the rate limit)\n");
+  EXPECT_EQ(log.suppressed(), 8u);
+}
+
 // --- filter
 
 TEST_F(ComponentsTest, FilterMatchesTheTextOfStructuredRecordsToo) {
@@ -231,6 +260,45 @@ TEST_F(ComponentsTest, FilterMatchesTheTextOfStructuredRecordsToo) {
   auto out = Run(p.get(), {std::move(structured), std::move(other)}, &dropped);
   EXPECT_THAT(Texts(out), ElementsAre(R"({"level":"error"})"));
   EXPECT_EQ(dropped, 1u);
+}
+
+TEST_F(ComponentsTest, FilterRegexUsesRe2SyntaxAndSeesTheWholeRecord) {
+  v1::Processor c;
+  c.mutable_filter()->set_regex(R"(ERROR\s+\d{3}$)");
+  auto p = MakeProcessor(c);
+  // The match sits at the end of a 1 MiB record: beyond std::regex's old
+  // 4 KiB window, and reached in linear time.
+  std::string long_line(1 << 20, 'x');
+  long_line += " ERROR 503";
+  uint64_t dropped = 0;
+  auto out = Run(p.get(), {Line("ERROR   500"), Line("ERROR 5000"), Line("warn 200"), Line(long_line)},
+                 &dropped);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].body, "ERROR   500");
+  EXPECT_EQ(out[1].body.size(), long_line.size());
+  EXPECT_EQ(dropped, 2u);
+}
+
+TEST_F(ComponentsTest, FilterRegexThatBacktrackingEnginesChokeOnRunsInLinearTime) {
+  // (a+)+$ against "aaaa...b" is exponential for a backtracking engine; with
+  // RE2 it is one linear pass. (No timing assertion: finishing is the test.)
+  v1::Processor c;
+  c.mutable_filter()->set_regex("^(a+)+$");
+  auto p = MakeProcessor(c);
+  uint64_t dropped = 0;
+  auto out = Run(p.get(), {Line(std::string(100'000, 'a') + "b"), Line(std::string(50, 'a'))}, &dropped);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].body, std::string(50, 'a'));
+  EXPECT_EQ(dropped, 1u);
+}
+
+TEST_F(ComponentsTest, FilterRefusesABadRegexWithItsFieldPath) {
+  v1::Processor c;
+  c.mutable_filter()->set_regex("(?<=lookbehind)x");  // not RE2 syntax
+  auto p = BuiltinRegistry().MakeProcessor(c, "processors[2]", env_);
+  ASSERT_FALSE(p.ok());
+  EXPECT_THAT(p.error().message,
+              ::testing::StartsWith("processors[2].filter.regex: invalid regex \"(?<=lookbehind)x\": "));
 }
 
 TEST_F(ComponentsTest, FilterComparesAFieldByTextOrAsANumber) {

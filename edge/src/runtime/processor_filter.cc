@@ -1,22 +1,24 @@
 // `filter` processor: keeps records whose text contains a substring, matches
-// an ECMAScript regex, and/or whose field compares as asked (`field` exists,
-// its text `equals`, its number is `above` / `below`); all given conditions
-// must hold; `invert` keeps the others. libstdc++'s
-// std::regex recurses once per character, so the regex sees at most the
-// first 4 KiB of a record (RE2 would lift this; see docs/pipelines.md).
+// a regex (RE2 syntax: linear time, no backtracking, the whole record however
+// long), and/or whose field compares as asked (`field` exists, its text
+// `equals`, its number is `above` / `below`); all given conditions must hold;
+// `invert` keeps the others. The regex is compiled by the validator's own
+// CompileFilterRegex, so what `cairnctl apply` accepts the node runs.
+// Thread-safety: one runner thread (component.h); RE2 matching is const.
+#include <memory>
 #include <optional>
-#include <regex>
 
+#include <re2/re2.h>
+
+#include "cairn/common/pipeline_spec.h"
 #include "cairn/edge/runtime/registry.h"
 
 namespace cairn::edge::runtime {
 namespace {
 
-constexpr size_t kMaxRegexBytes = 4 * 1024;
-
 class FilterProcessor final : public Processor {
  public:
-  FilterProcessor(const v1::FilterProcessor& c, std::optional<std::regex> regex)
+  FilterProcessor(const v1::FilterProcessor& c, std::shared_ptr<const re2::RE2> regex)
       : contains_(c.contains()),
         regex_(std::move(regex)),
         invert_(c.invert()),
@@ -29,16 +31,7 @@ class FilterProcessor final : public Processor {
     const std::string text = record.fields.empty() ? std::string() : record.Text();
     const std::string& t = record.fields.empty() ? record.body : text;
     bool match = contains_.empty() || t.find(contains_) != std::string::npos;
-    if (match && regex_) {
-      std::string_view head(t);
-      if (head.size() > kMaxRegexBytes) head = head.substr(0, kMaxRegexBytes);
-      try {
-        match = std::regex_search(head.begin(), head.end(), *regex_);
-      } catch (const std::regex_error& e) {
-        out->Drop();
-        return Error::Internal(std::string("filter: regex failed on a record: ") + e.what());
-      }
-    }
+    if (match && regex_) match = re2::RE2::PartialMatch(t, *regex_);
     if (match && !field_.empty()) match = FieldMatches(record.fields.Find(field_));
     if (match != invert_) {
       out->Emit(std::move(record));
@@ -61,7 +54,7 @@ class FilterProcessor final : public Processor {
   }
 
   const std::string contains_;
-  const std::optional<std::regex> regex_;
+  const std::shared_ptr<const re2::RE2> regex_;  // null: no regex
   const bool invert_;
   const std::string field_;
   const std::string equals_;
@@ -75,14 +68,11 @@ void RegisterFilterProcessor(ComponentRegistry* r) {
   (void)r->AddProcessor("filter", [](const google::protobuf::Message& m, const std::string& path,
                                      const Env&) -> Result<std::unique_ptr<Processor>> {
     const auto& c = static_cast<const v1::FilterProcessor&>(m);
-    std::optional<std::regex> re;
+    std::shared_ptr<const re2::RE2> re;
     if (!c.regex().empty()) {
-      try {
-        re.emplace(c.regex(), std::regex::ECMAScript);
-      } catch (const std::regex_error& e) {
-        return Error::InvalidArgument(path + ".regex: \"" + c.regex() +
-                                      "\" does not compile: " + e.what());
-      }
+      auto compiled = CompileFilterRegex(c.regex());
+      if (!compiled.ok()) return Error::InvalidArgument(path + ".regex: " + compiled.error().message);
+      re = std::move(*compiled);
     }
     return std::unique_ptr<Processor>(std::make_unique<FilterProcessor>(c, std::move(re)));
   });

@@ -5,12 +5,15 @@
 #include <fstream>
 #include <iterator>
 
+#include <spdlog/spdlog.h>
+
 namespace cairn::edge::runtime {
 
 // Each component kind's file defines its registration function.
 void RegisterGenerateInput(ComponentRegistry* r);
 void RegisterFileInput(ComponentRegistry* r);
 void RegisterExecInput(ComponentRegistry* r);
+void RegisterMqttInput(ComponentRegistry* r);
 void RegisterFilterProcessor(ComponentRegistry* r);
 void RegisterParseJsonProcessor(ComponentRegistry* r);
 void RegisterSetProcessor(ComponentRegistry* r);
@@ -21,11 +24,13 @@ void RegisterAggregateProcessor(ComponentRegistry* r);
 void RegisterFileOutput(ComponentRegistry* r);
 void RegisterMqttOutput(ComponentRegistry* r);
 void RegisterStdoutOutput(ComponentRegistry* r);
+void RegisterHttpOutput(ComponentRegistry* r);
 
 void RegisterBuiltinComponents(ComponentRegistry* r) {
   RegisterGenerateInput(r);
   RegisterFileInput(r);
   RegisterExecInput(r);
+  RegisterMqttInput(r);
   RegisterFilterProcessor(r);
   RegisterParseJsonProcessor(r);
   RegisterSetProcessor(r);
@@ -36,6 +41,7 @@ void RegisterBuiltinComponents(ComponentRegistry* r) {
   RegisterFileOutput(r);
   RegisterMqttOutput(r);
   RegisterStdoutOutput(r);
+  RegisterHttpOutput(r);
 }
 
 const ComponentRegistry& BuiltinRegistry() {
@@ -128,6 +134,57 @@ void MemoryCheckpoints::Save(const std::string& key, const std::string& value) {
     }
   }
   values_.emplace_back(key, value);
+}
+
+void Wakeup::Notify() {
+  {
+    std::lock_guard lock(mu_);
+    notified_ = true;
+  }
+  cv_.notify_all();
+}
+
+void Wakeup::WaitFor(milliseconds d) {
+  std::unique_lock lock(mu_);
+  cv_.wait_for(lock, d, [this] { return notified_; });
+  notified_ = false;
+}
+
+ComponentLog::ComponentLog(std::string pipeline, const Clock* clock, double per_second, double burst)
+    : pipeline_(std::move(pipeline)), clock_(clock), per_second_(per_second), burst_(burst), tokens_(burst) {}
+
+void ComponentLog::operator()(Level level, const std::string& line) {
+  uint64_t skipped = 0;
+  {
+    std::lock_guard lock(mu_);
+    const int64_t now = clock_->NowMs();
+    if (last_ms_ >= 0 && now > last_ms_) {
+      tokens_ = std::min(burst_, tokens_ + static_cast<double>(now - last_ms_) * per_second_ / 1000.0);
+    }
+    if (now > last_ms_) last_ms_ = now;
+    if (tokens_ < 1.0) {
+      ++suppressed_;
+      ++suppressed_since_;
+      return;
+    }
+    tokens_ -= 1.0;
+    skipped = suppressed_since_;
+    suppressed_since_ = 0;
+  }
+  const spdlog::level::level_enum l = level == Level::kDebug  ? spdlog::level::debug
+                                      : level == Level::kInfo ? spdlog::level::info
+                                      : level == Level::kWarn ? spdlog::level::warn
+                                                              : spdlog::level::err;
+  if (skipped > 0) {
+    spdlog::log(l, "pipeline {}: {} ({} lines suppressed by the rate limit)", pipeline_, line, skipped);
+  } else {
+    spdlog::log(l, "pipeline {}: {}", pipeline_, line);
+  }
+}
+
+uint64_t ComponentLog::suppressed() const {
+  std::lock_guard lock(mu_);
+  return suppressed_;
 }
 
 std::string FileCheckpoints::PathOf(const std::string& key) const {

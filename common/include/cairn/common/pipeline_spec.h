@@ -16,10 +16,16 @@
 // Thread-safety: pure functions.
 #pragma once
 
+#include <cstdint>
+#include <memory>
 #include <string>
 
 #include "cairn/common/result.h"
 #include "cairn/v1/pipeline.pb.h"
+
+namespace re2 {
+class RE2;
+}
 
 namespace cairn {
 
@@ -35,6 +41,28 @@ Result<v1::Pipeline> ParsePipelineYaml(const std::string& yaml_text,
 // the field's path without the leading "pipeline.", e.g.
 //   processors[0].filter: needs one of contains, regex, field
 Status ValidatePipelineSpec(const v1::PipelineSpec& spec);
+
+// The one way a `filter` regex is compiled (validator and node alike): RE2
+// syntax (https://github.com/google/re2/wiki/Syntax), matched in linear time
+// without backtracking, unanchored (use ^ and $ to anchor). An error says
+// why, e.g. `invalid regex "(a": missing ): (a`.
+Result<std::shared_ptr<const re2::RE2>> CompileFilterRegex(const std::string& regex);
+
+// An http output's URL, split: http://HOST[:PORT][/PATH][?QUERY] or https://...
+// HOST is a DNS name, an IPv4 address or a bracketed IPv6 address. No user
+// info, no fragment, no whitespace or control characters. The one rule of
+// what the validator accepts and what the node's HTTP client dials.
+struct HttpUrl {
+  bool tls = false;
+  std::string host;    // without brackets
+  uint16_t port = 0;   // 80 / 443 when not given
+  std::string target;  // "/PATH?QUERY", at least "/"
+  bool ipv6 = false;
+  // For the Host header: host[:port] (brackets for IPv6; port only when not
+  // the scheme's default).
+  std::string HostHeader() const;
+};
+Result<HttpUrl> ParseHttpUrl(const std::string& url);
 
 // sha256 hex of the deterministic serialization of `spec`.
 std::string PipelineDigest(const v1::PipelineSpec& spec);

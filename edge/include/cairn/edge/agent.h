@@ -28,6 +28,7 @@
 #include "cairn/edge/identity.h"
 #include "cairn/edge/outbound_queue.h"
 #include "cairn/edge/pipeline_runtime.h"
+#include "cairn/edge/runtime/stream_subscriptions.h"
 #include "cairn/edge/queue_drainer.h"
 #include "cairn/edge/system_stats.h"
 #include "cairn/v1/edge_cache.pb.h"
@@ -121,6 +122,8 @@ class Agent {
   AgentOptions options_;
   MqttClient& mqtt_;
   Clock& clock_;
+  // The data streams `mqtt` inputs read (PipelineContext::subscribe).
+  runtime::StreamSubscriptions streams_;
   std::mutex stats_mu_;
   SystemStats stats_;
   int64_t started_ms_;

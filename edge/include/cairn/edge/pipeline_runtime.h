@@ -45,6 +45,10 @@ struct PipelineContext {
   // Optional. The node's file roots (--allow-read/--allow-write); null:
   // paths are checked as text only.
   std::shared_ptr<const FileRoots> files;
+  // Optional. Subscribes to a data stream of this workspace, for `mqtt`
+  // inputs (runtime::SubscribeFn; the agent passes its MQTT client's); empty:
+  // an mqtt input is refused.
+  runtime::SubscribeFn subscribe;
 };
 
 class PipelineRunner {

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -30,6 +31,21 @@ using std::chrono::milliseconds;
 // May fail while the link is down.
 using PublishFn =
     std::function<Status(const std::string& stream, const std::string& payload, int qos)>;
+
+// What a stream subscription delivers: the payload and its content type
+// (kRecordBatchContentType for a node's batches, record_batch.h).
+struct StreamMessage {
+  std::string payload;
+  std::string content_type;
+};
+// Ends a subscription when destroyed (unsubscribes; no callback runs after
+// the destructor returned).
+class Subscription {
+ public:
+  virtual ~Subscription() = default;
+};
+using SubscribeFn = std::function<Result<std::unique_ptr<Subscription>>(
+    const std::string& stream, std::function<void(StreamMessage)> on_message)>;
 
 // Small persistent key/value store for positions that must survive a
 // restart (a file input's offset). Keys are scoped to one pipeline.
@@ -67,6 +83,45 @@ class FileCheckpoints final : public Checkpoints {
   std::mutex mu_;
 };
 
+// Wakes a pipeline's runner before the wait its input asked for is over
+// (an mqtt input that just received records). Thread-safe.
+class Wakeup {
+ public:
+  void Notify();
+  // Waits until Notify() (since the last wait returned) or `d` passed.
+  void WaitFor(milliseconds d);
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool notified_ = false;
+};
+
+// A component's way to the node's log (spdlog, with the pipeline's name),
+// rate limited per pipeline so that a component failing on every record
+// cannot flood the log (or the node's logs topic the log is shipped to).
+// Lines over the limit are counted and the count is logged with the next
+// line that passes. Thread-safe.
+class ComponentLog {
+ public:
+  enum class Level { kDebug, kInfo, kWarn, kError };
+  // At most `burst` lines at once, refilled at `per_second`.
+  ComponentLog(std::string pipeline, const Clock* clock, double per_second = 5, double burst = 20);
+  void operator()(Level level, const std::string& line);
+  uint64_t suppressed() const;
+
+ private:
+  const std::string pipeline_;
+  const Clock* clock_;
+  const double per_second_;
+  const double burst_;
+  mutable std::mutex mu_;
+  double tokens_;
+  int64_t last_ms_ = -1;
+  uint64_t suppressed_ = 0;        // total, for tests
+  uint64_t suppressed_since_ = 0;  // since the last line that passed
+};
+
 struct Env {
   const Clock* clock = &SystemClock::Instance();
   std::string workspace;
@@ -86,8 +141,21 @@ struct Env {
   // --allow-read/--allow-write; docs/deploy-node.md). Null: paths are only
   // checked as text (unit tests of components that do not touch files).
   std::shared_ptr<const FileRoots> files;
+  // Subscribes to a data stream of this workspace (the `mqtt` input):
+  // payloads of cairn/v1/ws/{ws}/data/{stream} go to `on_message` (from the
+  // MQTT client's thread: copy and return) until the returned handle is
+  // destroyed. Empty: this node cannot subscribe (no broker).
+  SubscribeFn subscribe;
+  // The component's log (rate limited; lines carry the pipeline's name).
+  // Never null once the runtime built the Env.
+  std::shared_ptr<ComponentLog> log;
+  // Wakes the runner (inputs fed from another thread).
+  std::shared_ptr<Wakeup> wakeup = std::make_shared<Wakeup>();
 
   int64_t NowMs() const { return clock->NowMs(); }
+  void Log(ComponentLog::Level level, const std::string& line) const {
+    if (log) (*log)(level, line);
+  }
 };
 
 // A record source. Poll is called again after the wait it returned (or
@@ -107,6 +175,9 @@ class Input {
   virtual Result<milliseconds> Poll(std::vector<Record>* out) = 0;
   // Called when the pipeline stops (e.g. end a child process). Idempotent.
   virtual void End() {}
+  // Records lost before Poll could hand them on (an mqtt input's buffer was
+  // full) since the last call; the runner counts them as dropped.
+  virtual uint64_t TakeDropped() { return 0; }
 };
 
 // What a processor hands on: the records it emits and how many it dropped.
@@ -140,12 +211,16 @@ class Processor {
 
 struct WriteResult {
   enum class Kind {
-    kWritten,
+    kWritten,  // accepted: written, or held for the output's next batch
     kDropped,  // this record is lost; the output keeps working (link down)
     kFailed,   // the output cannot continue; the pipeline fails
+    kRetry,    // not accepted now (the sink is failing): the runner keeps this
+               // record, stops reading its input (backpressure) and offers
+               // the same record again after `retry_after`
   };
   Kind kind = Kind::kWritten;
   std::string error;
+  milliseconds retry_after{0};  // kRetry only
 };
 
 class Output {
@@ -154,6 +229,21 @@ class Output {
   // Prepares the output on the worker thread; an error fails the pipeline.
   virtual Status Open() { return OkStatus(); }
   virtual WriteResult Write(const Record& record) = 0;
+  // For outputs that hold records (an http batch): sends what is due at
+  // `now_ms` and returns when to be called next (nullopt: nothing held).
+  // Bounded work (one request at most).
+  virtual std::optional<int64_t> Tick(int64_t /*now_ms*/) { return std::nullopt; }
+  // The pipeline stops: one bounded last attempt to send what is held.
+  // Returns how many held records could not be sent (counted as dropped).
+  virtual uint64_t Flush() { return 0; }
+  // Records accepted earlier that the output has since given up on (an
+  // http batch the server refused for good), and why; the runner counts
+  // them as dropped. Returns 0 when there are none.
+  virtual uint64_t TakeLost(std::string* /*why*/) { return 0; }
+  // A failure since the last call that no WriteResult reported (a send
+  // from Tick or Flush that failed and will be retried); the runner counts
+  // it in `errors` and logs it.
+  virtual std::optional<std::string> TakeError() { return std::nullopt; }
 };
 
 // Resolves a path from a spec for reading or writing. With env.files, the
