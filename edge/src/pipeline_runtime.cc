@@ -243,10 +243,12 @@ class PipelineRunnerImpl final : public PipelineRunner {
           Fail(std::move(w.error));
           return false;
         case WriteResult::Kind::kRetry:
-          ++errors_;
-          env_.Log(runtime::ComponentLog::Level::kWarn,
-                   w.error + "; retrying in " + std::to_string(w.retry_after.count()) + "ms (input paused)");
-          SetLastError(std::move(w.error));
+          if (!w.error.empty()) {  // a failing sink; an empty error is plain backpressure
+            ++errors_;
+            env_.Log(runtime::ComponentLog::Level::kWarn,
+                     w.error + "; retrying in " + std::to_string(w.retry_after.count()) + "ms (input paused)");
+            SetLastError(std::move(w.error));
+          }
           retry_at_ms_ = now + std::max<int64_t>(1, w.retry_after.count());
           *wait = milliseconds(retry_at_ms_ - now);
           return true;

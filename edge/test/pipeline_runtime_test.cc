@@ -640,6 +640,7 @@ TEST_F(PipelineRuntimeTest, StructuredRecordsGetFieldsAndCountParseErrors) {
 struct FlakySink {
   std::mutex mu;
   bool down = true;
+  std::string why = "sink down";  // empty: busy (backpressure), not failing
   int refusals = 0;
   std::vector<uint64_t> accepted;  // the records' source offsets, in order
 };
@@ -651,7 +652,7 @@ class FlakyOutput final : public runtime::Output {
     std::lock_guard lock(sink_->mu);
     if (sink_->down) {
       ++sink_->refusals;
-      return {runtime::WriteResult::Kind::kRetry, "sink down", std::chrono::milliseconds(5)};
+      return {runtime::WriteResult::Kind::kRetry, sink_->why, std::chrono::milliseconds(5)};
     }
     sink_->accepted.push_back(r.position.offset);
     return {};
@@ -661,8 +662,11 @@ class FlakyOutput final : public runtime::Output {
   std::shared_ptr<FlakySink> sink_;
 };
 
-TEST_F(PipelineRuntimeTest, AFailingOutputPausesTheInputAndLosesNothing) {
+// Runs 50 generated records into a FlakyOutput that refuses them (with
+// `why`) until released; `health` is the runner's at the end.
+void RunThroughARefusingSink(PipelineContext context, const std::string& why, v1::PipelineHealth* health) {
   auto sink = std::make_shared<FlakySink>();
+  sink->why = why;
   runtime::ComponentRegistry registry;
   ASSERT_TRUE(registry
                   .AddInput("generate",
@@ -682,7 +686,7 @@ TEST_F(PipelineRuntimeTest, AFailingOutputPausesTheInputAndLosesNothing) {
                   .ok());
   auto config = GenerateConfig("x", 50, 10);
   config.mutable_spec()->mutable_output()->mutable_stdout();
-  auto made = MakePipelineRunner(config, Context(), registry);
+  auto made = MakePipelineRunner(config, std::move(context), registry);
   ASSERT_TRUE(made.ok()) << made.error().message;
   auto runner = std::move(*made);
   runner->Start();
@@ -694,7 +698,7 @@ TEST_F(PipelineRuntimeTest, AFailingOutputPausesTheInputAndLosesNothing) {
   // record: the pipeline waits for its sink.
   EXPECT_EQ(runner->Health().records_in(), 1u);
   EXPECT_EQ(runner->Health().state(), State::RUNNING);
-  EXPECT_EQ(runner->Health().last_error(), "sink down");
+  EXPECT_EQ(runner->Health().last_error(), why);
   {
     std::lock_guard lock(sink->mu);
     sink->down = false;
@@ -706,6 +710,20 @@ TEST_F(PipelineRuntimeTest, AFailingOutputPausesTheInputAndLosesNothing) {
   std::lock_guard lock(sink->mu);
   EXPECT_EQ(sink->accepted, expected);
   EXPECT_EQ(runner->Health().records_dropped(), 0u);
+  *health = runner->Health();
+}
+
+TEST_F(PipelineRuntimeTest, AFailingOutputPausesTheInputAndLosesNothing) {
+  v1::PipelineHealth h;
+  RunThroughARefusingSink(Context(), "sink down", &h);
+  EXPECT_GE(h.errors(), 10u);  // each refusal of a failing sink is an error
+}
+
+TEST_F(PipelineRuntimeTest, ABusyOutputPausesTheInputWithoutCountingErrors) {
+  v1::PipelineHealth h;
+  RunThroughARefusingSink(Context(), "", &h);
+  EXPECT_EQ(h.errors(), 0u);
+  EXPECT_EQ(h.last_error(), "");
 }
 
 TEST_F(PipelineRuntimeTest, AKindThisNodeDoesNotKnowIsRefusedWithItsPath) {

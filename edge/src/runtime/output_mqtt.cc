@@ -1,11 +1,18 @@
 // `mqtt` output: publishes each record to the workspace data stream
 // cairn/v1/ws/{ws}/data/{stream} through the Env's publish function (the
-// node's link). A failed publish drops that record (counted); the pipeline
-// keeps running.
+// node's link). When the node's queue asks to wait (ResourceExhausted: the
+// link is up and the queue near its bound) the record is offered again a
+// little later and the input pauses meanwhile (backpressure, nothing lost);
+// any other failed publish drops that record (counted); the pipeline keeps
+// running.
 #include "cairn/edge/runtime/registry.h"
 
 namespace cairn::edge::runtime {
 namespace {
+
+// How soon a held-back record is offered again: the drainer sends a batch
+// about every 25 ms at full speed.
+constexpr std::chrono::milliseconds kBackpressureRetry{20};
 
 class MqttOutput final : public Output {
  public:
@@ -16,6 +23,9 @@ class MqttOutput final : public Output {
     try {
       Status s = publish_(stream_, record.Text(), qos_);
       if (s.ok()) return {};
+      if (s.error().code == ErrorCode::kResourceExhausted) {
+        return {WriteResult::Kind::kRetry, "", kBackpressureRetry};  // busy, not failing
+      }
       return {WriteResult::Kind::kDropped,
               "publish to stream " + stream_ + ": " + s.error().message};
     } catch (const std::exception& e) {

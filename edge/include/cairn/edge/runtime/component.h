@@ -214,9 +214,11 @@ struct WriteResult {
     kWritten,  // accepted: written, or held for the output's next batch
     kDropped,  // this record is lost; the output keeps working (link down)
     kFailed,   // the output cannot continue; the pipeline fails
-    kRetry,    // not accepted now (the sink is failing): the runner keeps this
-               // record, stops reading its input (backpressure) and offers
-               // the same record again after `retry_after`
+    kRetry,    // not accepted now (the sink is failing, or is busy): the runner
+               // keeps this record, stops reading its input (backpressure)
+               // and offers the same record again after `retry_after`. With
+               // an error it counts as one (a failing sink); with an empty
+               // error it is plain backpressure (a busy sink), not an error
   };
   Kind kind = Kind::kWritten;
   std::string error;
