@@ -1,6 +1,7 @@
 // `generate` input: synthetic records, one every `interval`, or `rate`
-// records per second (for benchmarks: records due since the last poll are
-// emitted together, so 10,000+/s costs one wake-up per millisecond). Stops
+// records per second (records due since the last poll are emitted together,
+// with that poll's timestamp: the input wakes at most every 10 ms, so
+// 1,000/s costs 100 wake-ups a second and 10,000+/s the same). Stops
 // after `count` records if set. Time comes from the Env's clock.
 #include <algorithm>
 
@@ -12,6 +13,9 @@ namespace {
 constexpr int64_t kDefaultIntervalMs = 1000;
 // Wait once everything is emitted; Stop() still wakes the runner at once.
 constexpr milliseconds kIdleWait{60'000};
+// At a rate, the input wakes at most this often (what is due meanwhile comes
+// together): each wake-up of the pipeline thread costs a context switch.
+constexpr int64_t kMinRateWaitMs = 10;
 // A runner that fell behind catches up at most this much time at once.
 constexpr int64_t kMaxCatchUpMs = 1000;
 
@@ -51,9 +55,9 @@ class GenerateInput final : public Input {
     while (emitted_ < due && !Exhausted()) Emit(now, out);
     last_due_ms_ = elapsed;
     if (Exhausted()) return kIdleWait;
-    // Time until the next record is due, at least 1 ms.
+    // Time until the next record is due, at least kMinRateWaitMs.
     const int64_t next = static_cast<int64_t>((emitted_ * 1000 + rate_ - 1) / rate_);
-    return milliseconds(std::max<int64_t>(1, next - elapsed));
+    return milliseconds(std::max<int64_t>(kMinRateWaitMs, next - elapsed));
   }
 
   void Emit(int64_t now, std::vector<Record>* out) {
