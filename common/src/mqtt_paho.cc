@@ -1,11 +1,15 @@
+// PahoMqttClient over the Paho C asynchronous API (MQTTAsync_*). Paho calls
+// back on its own threads; those callbacks only copy what they got and hand
+// it to the client's dispatcher thread (user handlers) or complete an Op a
+// caller waits on. Thread-safety: see mqtt_client.h.
 #include "cairn/common/mqtt_paho.h"
 
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
 #include <mutex>
-#include <optional>
 #include <map>
+#include <optional>
 #include <set>
 #include <thread>
 
