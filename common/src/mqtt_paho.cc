@@ -1,14 +1,19 @@
+// PahoMqttClient over the Paho C asynchronous API (MQTTAsync_*). Paho calls
+// back on its own threads; those callbacks only copy what they got and hand
+// it to the client's dispatcher thread (user handlers) or complete an Op a
+// caller waits on. Thread-safety: see mqtt_client.h.
 #include "cairn/common/mqtt_paho.h"
 
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
 #include <mutex>
+#include <map>
 #include <optional>
 #include <set>
 #include <thread>
 
-#include <mqtt/async_client.h>
+#include <MQTTAsync.h>
 #include <spdlog/spdlog.h>
 
 #include "cairn/common/tls.h"
@@ -95,44 +100,142 @@ class Dispatcher {
   std::thread thread_;
 };
 
-MqttMessage FromPaho(const mqtt::const_message_ptr& m) {
+// Reads the MQTT v5 properties Cairn uses from a Paho property list.
+std::string StringProperty(MQTTProperties* props, enum MQTTPropertyCodes id) {
+  MQTTProperty* p = MQTTProperties_getProperty(props, id);
+  if (p == nullptr || p->value.data.data == nullptr) return {};
+  return std::string(p->value.data.data, static_cast<size_t>(p->value.data.len));
+}
+
+MqttMessage FromPaho(const char* topic, int topic_len, const MQTTAsync_message& m) {
   MqttMessage out;
-  out.topic = m->get_topic();
-  out.payload = m->get_payload_str();
-  out.qos = m->get_qos();
-  out.retained = m->is_retained();
-  const auto& props = m->get_properties();
-  if (props.contains(mqtt::property::CONTENT_TYPE)) {
-    out.content_type = mqtt::get<std::string>(props, mqtt::property::CONTENT_TYPE);
-  }
-  if (props.contains(mqtt::property::RESPONSE_TOPIC)) {
-    out.response_topic = mqtt::get<std::string>(props, mqtt::property::RESPONSE_TOPIC);
-  }
-  if (props.contains(mqtt::property::CORRELATION_DATA)) {
-    out.correlation_data = mqtt::get<std::string>(props, mqtt::property::CORRELATION_DATA);
-  }
-  size_t n = props.count(mqtt::property::USER_PROPERTY);
-  for (size_t i = 0; i < n; ++i) {
-    auto [k, v] = mqtt::get<mqtt::string_pair>(props, mqtt::property::USER_PROPERTY, i);
-    out.user_properties.emplace_back(k, v);
+  out.topic = topic_len > 0 ? std::string(topic, static_cast<size_t>(topic_len)) : std::string(topic);
+  out.payload.assign(static_cast<const char*>(m.payload), static_cast<size_t>(m.payloadlen));
+  out.qos = m.qos;
+  out.retained = m.retained != 0;
+  auto* props = const_cast<MQTTProperties*>(&m.properties);
+  out.content_type = StringProperty(props, MQTTPROPERTY_CODE_CONTENT_TYPE);
+  out.response_topic = StringProperty(props, MQTTPROPERTY_CODE_RESPONSE_TOPIC);
+  out.correlation_data = StringProperty(props, MQTTPROPERTY_CODE_CORRELATION_DATA);
+  int n = MQTTProperties_propertyCount(props, MQTTPROPERTY_CODE_USER_PROPERTY);
+  for (int i = 0; i < n; ++i) {
+    MQTTProperty* p = MQTTProperties_getPropertyAt(props, MQTTPROPERTY_CODE_USER_PROPERTY, i);
+    if (p == nullptr) continue;
+    out.user_properties.emplace_back(std::string(p->value.data.data, static_cast<size_t>(p->value.data.len)),
+                                     std::string(p->value.value.data, static_cast<size_t>(p->value.value.len)));
   }
   return out;
 }
 
-mqtt::message_ptr ToPaho(const MqttMessage& m) {
-  auto msg = mqtt::make_message(m.topic, m.payload, m.qos, m.retained);
-  mqtt::properties props;
-  if (!m.content_type.empty()) props.add({mqtt::property::CONTENT_TYPE, m.content_type});
-  if (!m.response_topic.empty()) props.add({mqtt::property::RESPONSE_TOPIC, m.response_topic});
-  if (!m.correlation_data.empty()) {
-    props.add({mqtt::property::CORRELATION_DATA, m.correlation_data});
+// A Paho property list built from a message; Paho copies what it is given,
+// so the list only has to live until the call that takes it returns.
+class Properties {
+ public:
+  explicit Properties(const MqttMessage& m) {
+    if (!m.content_type.empty()) AddString(MQTTPROPERTY_CODE_CONTENT_TYPE, m.content_type);
+    if (!m.response_topic.empty()) AddString(MQTTPROPERTY_CODE_RESPONSE_TOPIC, m.response_topic);
+    if (!m.correlation_data.empty()) AddString(MQTTPROPERTY_CODE_CORRELATION_DATA, m.correlation_data);
+    if (m.message_expiry_s > 0) {
+      MQTTProperty p{};
+      p.identifier = MQTTPROPERTY_CODE_MESSAGE_EXPIRY_INTERVAL;
+      p.value.integer4 = m.message_expiry_s;
+      MQTTProperties_add(&props_, &p);
+    }
+    for (const auto& [k, v] : m.user_properties) {
+      MQTTProperty p{};
+      p.identifier = MQTTPROPERTY_CODE_USER_PROPERTY;
+      p.value.data = {static_cast<int>(k.size()), const_cast<char*>(k.data())};
+      p.value.value = {static_cast<int>(v.size()), const_cast<char*>(v.data())};
+      MQTTProperties_add(&props_, &p);
+    }
   }
-  if (m.message_expiry_s > 0) {
-    props.add({mqtt::property::MESSAGE_EXPIRY_INTERVAL, static_cast<int>(m.message_expiry_s)});
+  ~Properties() { MQTTProperties_free(&props_); }
+  Properties(const Properties&) = delete;
+  Properties& operator=(const Properties&) = delete;
+  MQTTProperties* get() { return &props_; }
+
+ private:
+  void AddString(enum MQTTPropertyCodes id, const std::string& s) {
+    MQTTProperty p{};
+    p.identifier = id;
+    p.value.data = {static_cast<int>(s.size()), const_cast<char*>(s.data())};
+    MQTTProperties_add(&props_, &p);
   }
-  for (const auto& [k, v] : m.user_properties) props.add({mqtt::property::USER_PROPERTY, k, v});
-  msg->set_properties(std::move(props));
-  return msg;
+  MQTTProperties props_ = MQTTProperties_initializer;
+};
+
+// The outcome of one asynchronous Paho request (publish, subscribe,
+// unsubscribe, disconnect), completed from Paho's callbacks and awaited by
+// the caller. Shared: a caller that gave up waiting leaves it to the callback.
+struct Op {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  bool ok = false;
+  int code = 0;    // Paho error code on failure
+  int reason = 0;  // MQTT v5 reason code (SUBACK: the granted QoS on success)
+  std::string message;
+
+  void Complete(bool success, int c, int r, const char* msg) {
+    {
+      std::lock_guard lock(mu);
+      done = true;
+      ok = success;
+      code = c;
+      reason = r;
+      if (msg != nullptr) message = msg;
+    }
+    cv.notify_all();
+  }
+  bool WaitFor(std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mu);
+    return cv.wait_for(lock, timeout, [this] { return done; });
+  }
+  // "MQTT error [code]: text" for logs.
+  std::string Describe() {
+    std::lock_guard lock(mu);
+    std::string text = message.empty() ? std::string(MQTTAsync_strerror(code)) : message;
+    return "MQTT error [" + std::to_string(code) + "]: " + text;
+  }
+};
+
+void OpSucceeded(void* context, MQTTAsync_successData5* response) {
+  auto* op = static_cast<std::shared_ptr<Op>*>(context);
+  (*op)->Complete(true, 0, response != nullptr ? static_cast<int>(response->reasonCode) : 0, nullptr);
+  delete op;
+}
+
+void OpFailed(void* context, MQTTAsync_failureData5* response) {
+  auto* op = static_cast<std::shared_ptr<Op>*>(context);
+  if (response != nullptr) {
+    (*op)->Complete(false, response->code, static_cast<int>(response->reasonCode), response->message);
+  } else {
+    (*op)->Complete(false, MQTTASYNC_FAILURE, 0, nullptr);
+  }
+  delete op;
+}
+
+// Response options whose callbacks complete `op`. If the Paho call that
+// takes them fails at once, call Release() (no callback will run).
+class Request {
+ public:
+  Request() : op_(std::make_shared<Op>()), context_(new std::shared_ptr<Op>(op_)) {
+    options_.onSuccess5 = OpSucceeded;
+    options_.onFailure5 = OpFailed;
+    options_.context = context_;
+  }
+  MQTTAsync_responseOptions* options() { return &options_; }
+  const std::shared_ptr<Op>& op() const { return op_; }
+  void Release() { delete context_; }
+
+ private:
+  std::shared_ptr<Op> op_;
+  std::shared_ptr<Op>* context_;
+  MQTTAsync_responseOptions options_ = MQTTAsync_responseOptions_initializer;
+};
+
+std::string PahoError(int rc) {
+  return "MQTT error [" + std::to_string(rc) + "]: " + MQTTAsync_strerror(rc);
 }
 
 bool IsTls(const std::string& uri) {
@@ -143,64 +246,38 @@ class PahoMqttClient final : public MqttClient {
  public:
   explicit PahoMqttClient(MqttOptions options) : options_(std::move(options)) {
     if (options_.client_id.empty()) options_.client_id = RandomClientId("cairn");
-    mqtt::create_options create(MQTTVERSION_5, options_.max_buffered);
+    MQTTAsync_createOptions create = MQTTAsync_createOptions_initializer5;
+    create.maxBufferedMessages = options_.max_buffered;
     if (options_.buffer_while_disconnected) {
-      create.set_send_while_disconnected(true, true);
-      create.set_delete_oldest_messages(true);
+      create.sendWhileDisconnected = 1;
+      create.allowDisconnectedSendAtAnyTime = 1;
+      create.deleteOldestMessages = 1;
     }
-    client_ = std::make_unique<mqtt::async_client>(options_.uri, options_.client_id, create,
-                                                   nullptr);
-    client_->set_message_callback([this](mqtt::const_message_ptr m) {
-      MqttMessage msg = FromPaho(m);
-      dispatcher_.Post([this, msg = std::move(msg)] {
-        MessageHandler h;
-        {
-          std::lock_guard lock(mu_);
-          h = on_message_;
-        }
-        if (h) h(msg);
-      });
-    });
-    client_->set_connected_handler([this](const std::string&) {
-      connected_ = true;
-      dispatcher_.Post([this] { OnConnected(); });
-    });
-    client_->set_connection_lost_handler([this](const std::string& cause) {
-      connected_ = false;
-      spdlog::warn("mqtt {}: connection lost{}{}", options_.client_id, cause.empty() ? "" : ": ",
-                   cause);
-      dispatcher_.Post([this] { Notify(false); });
-      RequestReconnect(kMinReconnectDelay);
-    });
-    client_->set_disconnected_handler([this](const mqtt::properties&, mqtt::ReasonCode rc) {
-      connected_ = false;
-      spdlog::warn("mqtt {}: disconnected by broker (reason {})", options_.client_id,
-                   static_cast<int>(rc));
-      dispatcher_.Post([this] { Notify(false); });
-      RequestReconnect(kMinReconnectDelay);
-    });
+    int rc = MQTTAsync_createWithOptions(&client_, options_.uri.c_str(), options_.client_id.c_str(),
+                                         MQTTCLIENT_PERSISTENCE_NONE, nullptr, &create);
+    if (rc != MQTTASYNC_SUCCESS) {
+      create_error_ = "cannot create an MQTT client for " + options_.uri + ": " + PahoError(rc);
+      client_ = nullptr;
+      return;
+    }
+    MQTTAsync_setCallbacks(client_, this, &PahoMqttClient::OnConnectionLost, &PahoMqttClient::OnMessage, nullptr);
+    MQTTAsync_setConnected(client_, this, &PahoMqttClient::OnConnectedCallback);
+    MQTTAsync_setDisconnected(client_, this, &PahoMqttClient::OnDisconnected);
     if (options_.report_reconnect_failures) reconnect_thread_ = std::thread([this] { ReconnectLoop(); });
   }
 
   ~PahoMqttClient() override {
     Disconnect();
-    // Paho refuses to change callbacks while an automatic reconnect is in
-    // progress (e.g. a revoked node being turned away); the dispatcher is
-    // stopped already, so a late callback only posts into a dead queue.
-    try {
-      client_->disable_callbacks();
-    } catch (const mqtt::exception& e) {
-      spdlog::debug("mqtt {}: callbacks not disabled: {}", options_.client_id, e.what());
-    }
-    // Destroy Paho first, while every member its callbacks touch is alive.
-    client_.reset();
+    // Destroy Paho first, while every member its callbacks touch is alive;
+    // the dispatcher is stopped already, so a late callback only posts into
+    // a dead queue.
+    if (client_ != nullptr) MQTTAsync_destroy(&client_);
+    MQTTProperties_free(&will_properties_);
   }
 
   Status Connect() override {
-    {
-      std::lock_guard lock(connect_mu_);
-      connect_options_ = BuildConnectOptions();
-    }
+    if (client_ == nullptr) return Error::Unavailable(create_error_);
+    BuildConnectOptions();
     auto failure = AttemptConnect();
     if (!failure) {
       connected_ = true;
@@ -230,11 +307,7 @@ class PahoMqttClient final : public MqttClient {
     {
       std::lock_guard lock(disconnect_mu_);
       if (disconnected_) return Error::FailedPrecondition("the client was disconnected for good");
-      try {
-        if (client_->is_connected()) client_->disconnect()->wait_for(std::chrono::seconds(5));
-      } catch (const mqtt::exception& e) {
-        spdlog::debug("mqtt {}: disconnect before reconnect: {}", options_.client_id, e.what());
-      }
+      DisconnectAndWait();
     }
     connected_ = false;
     dispatcher_.Post([this] { Notify(false); });
@@ -246,27 +319,22 @@ class PahoMqttClient final : public MqttClient {
     if (!connected_ && !options_.buffer_while_disconnected) {
       return Error::Unavailable("not connected to the broker");
     }
-    try {
-      client_->publish(ToPaho(message));
-    } catch (const mqtt::exception& e) {
-      return Error::Unavailable("publish to " + message.topic + " failed: " + e.what());
-    }
+    auto op = Send(message);
+    if (!op.ok()) return op.error();
     return OkStatus();
   }
 
   Status PublishAndWait(const MqttMessage& message, std::chrono::milliseconds timeout) override {
     if (!connected_) return Error::Unavailable("not connected to the broker");
-    try {
-      mqtt::delivery_token_ptr token = client_->publish(ToPaho(message));
-      if (!token->wait_for(timeout)) {
-        return Error::DeadlineExceeded("no acknowledgement for " + message.topic + " within " +
-                                       std::to_string(timeout.count()) + " ms");
-      }
-      const int reason = static_cast<int>(token->get_reason_code());
-      if (reason >= 0x80) return PublishRefused(message.topic, reason);
-    } catch (const mqtt::exception& e) {
-      return Error::Unavailable("publish to " + message.topic + " failed: " + e.what());
+    auto sent = Send(message);
+    if (!sent.ok()) return sent.error();
+    const std::shared_ptr<Op>& op = *sent;
+    if (!op->WaitFor(timeout)) {
+      return Error::DeadlineExceeded("no acknowledgement for " + message.topic + " within " +
+                                     std::to_string(timeout.count()) + " ms");
     }
+    if (op->reason >= 0x80) return PublishRefused(message.topic, op->reason);
+    if (!op->ok) return Error::Unavailable("publish to " + message.topic + " failed: " + op->Describe());
     return OkStatus();
   }
 
@@ -285,10 +353,14 @@ class PahoMqttClient final : public MqttClient {
       subscriptions_.erase(filter);
     }
     if (!connected_) return OkStatus();
-    try {
-      client_->unsubscribe(filter)->wait_for(kOpTimeout);
-    } catch (const mqtt::exception& e) {
-      return Error::Unavailable("unsubscribe " + filter + ": " + e.what());
+    Request req;
+    int rc = MQTTAsync_unsubscribe(client_, filter.c_str(), req.options());
+    if (rc != MQTTASYNC_SUCCESS) {
+      req.Release();
+      return Error::Unavailable("unsubscribe " + filter + ": " + PahoError(rc));
+    }
+    if (req.op()->WaitFor(kOpTimeout) && !req.op()->ok) {
+      return Error::Unavailable("unsubscribe " + filter + ": " + req.op()->Describe());
     }
     return OkStatus();
   }
@@ -298,10 +370,7 @@ class PahoMqttClient final : public MqttClient {
     std::lock_guard lock(disconnect_mu_);
     if (disconnected_) return;
     disconnected_ = true;
-    try {
-      if (client_->is_connected()) client_->disconnect()->wait_for(std::chrono::seconds(5));
-    } catch (const mqtt::exception&) {
-    }
+    DisconnectAndWait();
     connected_ = false;
     // No handler runs after Disconnect returns: owners may destroy what the
     // handlers reference.
@@ -326,36 +395,162 @@ class PahoMqttClient final : public MqttClient {
   }
 
  private:
-  mqtt::connect_options BuildConnectOptions() {
-    auto builder = mqtt::connect_options_builder()
-                       .mqtt_version(MQTTVERSION_5)
-                       .clean_start(options_.clean_start)
-                       .keep_alive_interval(std::chrono::seconds(options_.keepalive_s))
-                       .connect_timeout(std::chrono::seconds(options_.connect_timeout_s));
+  // Paho callbacks (on Paho's threads): never block, hand over to the
+  // dispatcher.
+  static int OnMessage(void* context, char* topic, int topic_len, MQTTAsync_message* m) {
+    auto* self = static_cast<PahoMqttClient*>(context);
+    MqttMessage msg = FromPaho(topic, topic_len, *m);
+    MQTTAsync_freeMessage(&m);
+    MQTTAsync_free(topic);
+    self->dispatcher_.Post([self, msg = std::move(msg)] {
+      MessageHandler h;
+      {
+        std::lock_guard lock(self->mu_);
+        h = self->on_message_;
+      }
+      if (h) h(msg);
+    });
+    return 1;
+  }
+
+  static void OnConnectedCallback(void* context, char* /*cause*/) {
+    auto* self = static_cast<PahoMqttClient*>(context);
+    self->connected_ = true;
+    self->dispatcher_.Post([self] { self->OnConnected(); });
+  }
+
+  static void OnConnectionLost(void* context, char* cause) {
+    auto* self = static_cast<PahoMqttClient*>(context);
+    self->connected_ = false;
+    std::string why = cause != nullptr ? cause : "";
+    spdlog::warn("mqtt {}: connection lost{}{}", self->options_.client_id, why.empty() ? "" : ": ", why);
+    self->dispatcher_.Post([self] { self->Notify(false); });
+    self->RequestReconnect(kMinReconnectDelay);
+  }
+
+  static void OnDisconnected(void* context, MQTTProperties* /*props*/, enum MQTTReasonCodes rc) {
+    auto* self = static_cast<PahoMqttClient*>(context);
+    self->connected_ = false;
+    spdlog::warn("mqtt {}: disconnected by broker (reason {})", self->options_.client_id, static_cast<int>(rc));
+    self->dispatcher_.Post([self] { self->Notify(false); });
+    self->RequestReconnect(kMinReconnectDelay);
+  }
+
+  static int OnSslError(const char* str, size_t len, void* context) {
+    auto* self = static_cast<PahoMqttClient*>(context);
+    std::lock_guard lock(self->mu_);
+    self->last_ssl_error_.assign(str, len);
+    while (!self->last_ssl_error_.empty() && self->last_ssl_error_.back() == '\n') self->last_ssl_error_.pop_back();
+    return 0;
+  }
+
+  // Connect callbacks: Paho runs them for Connect() and again for each of
+  // its automatic reconnects, always with this client as context; they
+  // complete the attempt in progress, if any.
+  static void OnConnectSucceeded(void* context, MQTTAsync_successData5* /*response*/) {
+    static_cast<PahoMqttClient*>(context)->CompleteAttempt(true, 0, 0, nullptr);
+  }
+  static void OnConnectFailed(void* context, MQTTAsync_failureData5* r) {
+    auto* self = static_cast<PahoMqttClient*>(context);
+    if (r == nullptr) {
+      self->CompleteAttempt(false, MQTTASYNC_FAILURE, 0, nullptr);
+    } else {
+      self->CompleteAttempt(false, r->code, static_cast<int>(r->reasonCode), r->message);
+    }
+  }
+  void CompleteAttempt(bool ok, int code, int reason, const char* message) {
+    std::shared_ptr<Op> op;
+    {
+      std::lock_guard lock(connect_mu_);
+      op = attempt_;
+    }
+    if (op) op->Complete(ok, code, reason, message);
+  }
+
+  // Sends one message; the returned operation completes on the broker's
+  // acknowledgement (QoS 1/2) or once written (QoS 0).
+  Result<std::shared_ptr<Op>> Send(const MqttMessage& message) {
+    Properties props(message);
+    MQTTAsync_message m = MQTTAsync_message_initializer;
+    m.payload = const_cast<char*>(message.payload.data());
+    m.payloadlen = static_cast<int>(message.payload.size());
+    m.qos = message.qos;
+    m.retained = message.retained ? 1 : 0;
+    m.properties = *props.get();
+    Request req;
+    int rc = MQTTAsync_sendMessage(client_, message.topic.c_str(), &m, req.options());
+    if (rc != MQTTASYNC_SUCCESS) {
+      req.Release();
+      return Error::Unavailable("publish to " + message.topic + " failed: " + PahoError(rc));
+    }
+    return req.op();
+  }
+
+  // Disconnects cleanly if connected and waits (at most 5 s) for it.
+  // Caller holds disconnect_mu_.
+  void DisconnectAndWait() {
+    if (client_ == nullptr || !MQTTAsync_isConnected(client_)) return;
+    auto op = std::make_shared<Op>();
+    MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer5;
+    d.timeout = 5000;
+    d.onSuccess5 = OpSucceeded;
+    d.onFailure5 = OpFailed;
+    auto* context = new std::shared_ptr<Op>(op);
+    d.context = context;
+    int rc = MQTTAsync_disconnect(client_, &d);
+    if (rc != MQTTASYNC_SUCCESS) {
+      delete context;
+      spdlog::debug("mqtt {}: disconnect: {}", options_.client_id, PahoError(rc));
+      return;
+    }
+    op->WaitFor(std::chrono::seconds(5));
+  }
+
+  // The connect options, kept for the life of the client (Paho reads them
+  // on Connect and on every reconnect attempt).
+  void BuildConnectOptions() {
+    std::lock_guard lock(connect_mu_);
+    conn_ = MQTTAsync_connectOptions_initializer5;
+    conn_.keepAliveInterval = options_.keepalive_s;
+    conn_.cleanstart = options_.clean_start ? 1 : 0;
+    conn_.connectTimeout = options_.connect_timeout_s;
     // With report_reconnect_failures the wrapper reconnects (ReconnectLoop).
     if (!options_.report_reconnect_failures) {
-      builder.automatic_reconnect(kMinReconnectDelay, kMaxReconnectDelay);
+      conn_.automaticReconnect = 1;
+      conn_.minRetryInterval = static_cast<int>(kMinReconnectDelay.count() / 1000);
+      conn_.maxRetryInterval = static_cast<int>(kMaxReconnectDelay.count() / 1000);
     }
-    if (!options_.username.empty()) builder.user_name(options_.username);
-    if (!options_.password.empty()) builder.password(options_.password);
+    if (!options_.username.empty()) conn_.username = options_.username.c_str();
+    if (!options_.password.empty()) conn_.password = options_.password.c_str();
     if (IsTls(options_.uri)) {
-      auto ssl = mqtt::ssl_options_builder()
-                     .enable_server_cert_auth(true)
-                     .verify(options_.verify_hostname)
-                     .ssl_version(3 /* MQTT_SSL_VERSION_TLS_1_2 */)
-                     .error_handler([this](const std::string& e) {
-                       std::lock_guard lock(mu_);
-                       last_ssl_error_ = e;
-                     });
-      if (!options_.ca_file.empty()) ssl.trust_store(options_.ca_file);
-      if (!options_.cert_file.empty()) ssl.key_store(options_.cert_file);
-      if (!options_.key_file.empty()) ssl.private_key(options_.key_file);
-      builder.ssl(ssl.finalize());
+      ssl_ = MQTTAsync_SSLOptions_initializer;
+      ssl_.enableServerCertAuth = 1;
+      ssl_.verify = options_.verify_hostname ? 1 : 0;
+      ssl_.sslVersion = MQTT_SSL_VERSION_TLS_1_2;
+      ssl_.ssl_error_cb = &PahoMqttClient::OnSslError;
+      ssl_.ssl_error_context = this;
+      if (!options_.ca_file.empty()) ssl_.trustStore = options_.ca_file.c_str();
+      if (!options_.cert_file.empty()) ssl_.keyStore = options_.cert_file.c_str();
+      if (!options_.key_file.empty()) ssl_.privateKey = options_.key_file.c_str();
+      conn_.ssl = &ssl_;
     }
     if (options_.will) {
-      builder.will(*ToPaho(*options_.will));
+      will_ = MQTTAsync_willOptions_initializer;
+      will_.topicName = options_.will->topic.c_str();
+      will_.message = nullptr;
+      will_.payload.data = options_.will->payload.data();
+      will_.payload.len = static_cast<int>(options_.will->payload.size());
+      will_.qos = options_.will->qos;
+      will_.retained = options_.will->retained ? 1 : 0;
+      conn_.will = &will_;
+      MQTTProperties_free(&will_properties_);
+      Properties props(*options_.will);
+      will_properties_ = MQTTProperties_copy(props.get());
+      conn_.willProperties = &will_properties_;
     }
-    return builder.finalize();
+    conn_.onSuccess5 = &PahoMqttClient::OnConnectSucceeded;
+    conn_.onFailure5 = &PahoMqttClient::OnConnectFailed;
+    conn_.context = this;
   }
 
   // One connection attempt with the stored options, blocking until it ends
@@ -367,48 +562,50 @@ class PahoMqttClient final : public MqttClient {
       last_ssl_error_.clear();
     }
     ConnectFailure f;
-    try {
-      mqtt::token_ptr tok;
-      {
-        std::lock_guard lock(connect_mu_);
-        tok = client_->connect(connect_options_);
-      }
-      const auto deadline =
-          std::chrono::steady_clock::now() + std::chrono::seconds(options_.connect_timeout_s + 2);
-      while (!tok->wait_for(std::chrono::milliseconds(100))) {
-        if (std::chrono::steady_clock::now() >= deadline || Stopping()) {
-          f.kind = ConnectFailure::Kind::kTimeout;
-          f.message = "no CONNACK within " + std::to_string(options_.connect_timeout_s + 2) + "s";
-          return f;
-        }
-      }
-      return std::nullopt;
-    } catch (const mqtt::exception& e) {
-      f.message = e.what();
-      // Paho C 1.3 reports a refusing CONNACK as the failure's return code
-      // (its reason code field stays 0 on connect); Paho C++ 1.2 carries
-      // both into the exception.
-      int rc = e.get_return_code();
-      int reason = static_cast<int>(e.get_reason_code());
-      std::string ssl_error;
-      {
-        std::lock_guard lock(mu_);
-        ssl_error = last_ssl_error_;
-      }
-      if (rc >= 0x80 || reason >= 0x80) {
-        f.kind = ConnectFailure::Kind::kRefused;
-        f.reason_code = rc >= 0x80 ? rc : reason;
-        f.message = "CONNACK reason 0x" + Hex2(f.reason_code) + " (" + ReasonName(f.reason_code) + ")";
-      } else if (!ssl_error.empty()) {
-        f.kind = ConnectFailure::Kind::kTls;
-        f.message += " (TLS: " + ssl_error + ")";
-      } else if (f.message.find("timeout") != std::string::npos) {
-        f.kind = ConnectFailure::Kind::kTimeout;
-      } else {
-        f.kind = ConnectFailure::Kind::kUnreachable;
-      }
+    auto op = std::make_shared<Op>();
+    int rc;
+    {
+      std::lock_guard lock(connect_mu_);
+      attempt_ = op;
+      rc = MQTTAsync_connect(client_, &conn_);
+    }
+    if (rc != MQTTASYNC_SUCCESS) {
+      f.kind = ConnectFailure::Kind::kUnreachable;
+      f.message = PahoError(rc);
       return f;
     }
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(options_.connect_timeout_s + 2);
+    while (!op->WaitFor(std::chrono::milliseconds(100))) {
+      if (std::chrono::steady_clock::now() >= deadline || Stopping()) {
+        f.kind = ConnectFailure::Kind::kTimeout;
+        f.message = "no CONNACK within " + std::to_string(options_.connect_timeout_s + 2) + "s";
+        return f;
+      }
+    }
+    if (op->ok) return std::nullopt;
+    f.message = op->Describe();
+    // Paho C 1.3 reports a refusing CONNACK as the failure's code (its
+    // reason code field stays 0 on connect).
+    int code = op->code;
+    int reason = op->reason;
+    std::string ssl_error;
+    {
+      std::lock_guard lock(mu_);
+      ssl_error = last_ssl_error_;
+    }
+    if (code >= 0x80 || reason >= 0x80) {
+      f.kind = ConnectFailure::Kind::kRefused;
+      f.reason_code = code >= 0x80 ? code : reason;
+      f.message = "CONNACK reason 0x" + Hex2(f.reason_code) + " (" + ReasonName(f.reason_code) + ")";
+    } else if (!ssl_error.empty()) {
+      f.kind = ConnectFailure::Kind::kTls;
+      f.message += " (TLS: " + ssl_error + ")";
+    } else if (f.message.find("timeout") != std::string::npos || f.message.find("timed out") != std::string::npos) {
+      f.kind = ConnectFailure::Kind::kTimeout;
+    } else {
+      f.kind = ConnectFailure::Kind::kUnreachable;
+    }
+    return f;
   }
 
   void ReportFailure(const ConnectFailure& failure) {
@@ -465,7 +662,7 @@ class PahoMqttClient final : public MqttClient {
         return;
       }
       if (std::chrono::steady_clock::now() < reconnect_due_) continue;
-      if (client_->is_connected()) {  // a request raced with a successful attempt
+      if (MQTTAsync_isConnected(client_)) {  // a request raced with a successful attempt
         reconnect_wanted_ = false;
         continue;
       }
@@ -487,19 +684,19 @@ class PahoMqttClient final : public MqttClient {
   }
 
   Status DoSubscribe(const std::string& filter, int qos) {
-    try {
-      auto tok = client_->subscribe(filter, qos);
-      if (!tok->wait_for(kOpTimeout)) return Error::Unavailable("subscribe " + filter + " timed out");
-      auto resp = tok->get_subscribe_response();
-      for (auto rc : resp.get_reason_codes()) {
-        if (static_cast<int>(rc) >= 0x80) {
-          return Error::PermissionDenied("broker refused subscription to " + filter + " (reason " +
-                                         std::to_string(static_cast<int>(rc)) + ")");
-        }
-      }
-    } catch (const mqtt::exception& e) {
-      return Error::Unavailable("subscribe " + filter + ": " + e.what());
+    Request req;
+    int rc = MQTTAsync_subscribe(client_, filter.c_str(), qos, req.options());
+    if (rc != MQTTASYNC_SUCCESS) {
+      req.Release();
+      return Error::Unavailable("subscribe " + filter + ": " + PahoError(rc));
     }
+    const std::shared_ptr<Op>& op = req.op();
+    if (!op->WaitFor(kOpTimeout)) return Error::Unavailable("subscribe " + filter + " timed out");
+    if (op->reason >= 0x80) {
+      return Error::PermissionDenied("broker refused subscription to " + filter + " (reason " +
+                                     std::to_string(op->reason) + ")");
+    }
+    if (!op->ok) return Error::Unavailable("subscribe " + filter + ": " + op->Describe());
     return OkStatus();
   }
 
@@ -526,7 +723,8 @@ class PahoMqttClient final : public MqttClient {
   }
 
   MqttOptions options_;
-  std::unique_ptr<mqtt::async_client> client_;
+  MQTTAsync client_ = nullptr;
+  std::string create_error_;
   std::atomic<bool> connected_{false};
   mutable std::mutex mu_;
   std::map<std::string, int> subscriptions_;
@@ -534,8 +732,12 @@ class PahoMqttClient final : public MqttClient {
   ConnectionHandler on_connection_;
   ConnectFailureHandler on_connect_failure_;
   std::string last_ssl_error_;
-  std::mutex connect_mu_;  // guards connect_options_
-  mqtt::connect_options connect_options_;
+  std::mutex connect_mu_;  // guards the connect options and attempt_
+  MQTTAsync_connectOptions conn_ = MQTTAsync_connectOptions_initializer5;
+  MQTTAsync_SSLOptions ssl_ = MQTTAsync_SSLOptions_initializer;
+  MQTTAsync_willOptions will_ = MQTTAsync_willOptions_initializer;
+  MQTTProperties will_properties_ = MQTTProperties_initializer;
+  std::shared_ptr<Op> attempt_;  // the connection attempt in progress
   std::mutex disconnect_mu_;
   bool disconnected_ = false;
   // Wrapper reconnects (report_reconnect_failures only).

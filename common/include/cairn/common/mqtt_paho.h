@@ -1,4 +1,6 @@
-// PahoMqttClient: MqttClient over Eclipse Paho C++ 1.2 (MQTT v5, TLS).
+// PahoMqttClient: MqttClient over the Eclipse Paho C asynchronous client
+// (libpaho-mqtt3as 1.3: MQTT v5, TLS). The C library, not Paho C++, so that
+// cairn-edge can link it statically (docs/design/edge-footprint.md).
 // Thread-safety: see mqtt_client.h.
 #pragma once
 
