@@ -278,7 +278,17 @@ class SegmentedLogQueue final : public OutboundQueue {
 
   bool WaitForRecords(std::chrono::milliseconds max_wait) override {
     std::unique_lock lock(mu_);
-    return cv_.wait_for(lock, max_wait, [&] { return depth_ > 0; });
+    cv_.wait_for(lock, max_wait, [&] { return depth_ > 0 || interrupted_; });
+    interrupted_ = false;
+    return depth_ > 0;
+  }
+
+  void Interrupt() override {
+    {
+      std::lock_guard lock(mu_);
+      interrupted_ = true;
+    }
+    cv_.notify_all();
   }
 
   QueueStats Stats() const override {
@@ -415,6 +425,7 @@ class SegmentedLogQueue final : public OutboundQueue {
   SegmentedLogOptions options_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
+  bool interrupted_ = false;  // an Interrupt() not yet seen by a WaitForRecords
   std::deque<Segment> segments_;  // oldest first; back() is the active one
   int active_fd_ = -1;
   int read_fd_ = -1;

@@ -106,6 +106,7 @@ void QueueDrainer::Stop() {
     stop_ = true;
   }
   cv_.notify_all();
+  queue_.Interrupt();
   if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
 }
 
@@ -115,6 +116,7 @@ void QueueDrainer::Wake() {
     woken_ = true;
   }
   cv_.notify_all();
+  queue_.Interrupt();
 }
 
 DrainerStats QueueDrainer::Stats() const {
@@ -159,7 +161,7 @@ void QueueDrainer::Run() {
       if (!Pause(std::chrono::milliseconds(200))) break;
       continue;
     }
-    if (!queue_.WaitForRecords(std::chrono::milliseconds(100))) continue;
+    if (!queue_.WaitForRecords(options_.idle_wait)) continue;
     auto window = queue_.Peek(window_records, window_bytes);
     if (!window.ok()) {
       spdlog::warn("outbound queue: {}", window.error().message);

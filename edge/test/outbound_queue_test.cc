@@ -11,6 +11,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <mutex>
 
 #include "cairn/common/rpc.h"
@@ -307,6 +308,14 @@ TEST_F(OutboundQueueTest, SyncSucceedsAndWaitForRecordsSeesAnAppend) {
   EXPECT_TRUE(q->Sync().ok());
 }
 
+TEST_F(OutboundQueueTest, AnInterruptGivenBeforeTheWaitIsNotLost) {
+  auto q = Open();
+  q->Interrupt();
+  // Kept until a wait sees it: this one returns at once, not after an hour.
+  EXPECT_FALSE(q->WaitForRecords(std::chrono::hours(1)));
+  EXPECT_FALSE(q->WaitForRecords(std::chrono::milliseconds(1)));  // and only once
+}
+
 TEST(HoldBackStreamRecord, WaitsPastThreeQuartersOnlyWhileTheLinkIsUp) {
   EXPECT_FALSE(HoldBackStreamRecord(0, 1000, true));
   EXPECT_FALSE(HoldBackStreamRecord(749, 1000, true));
@@ -462,6 +471,21 @@ TEST_F(DrainerTest, SendsEveryRecordInOrderAndEmptiesTheQueue) {
   ASSERT_EQ(seqs.size(), 5000u);
   for (size_t i = 0; i < seqs.size(); ++i) ASSERT_EQ(seqs[i], i + 1);
   EXPECT_LE(d.Stats().messages_sent, 3u);  // 2000 records per message
+}
+
+TEST_F(DrainerTest, AnIdleDrainerSleepsUntilARecordComesAndStopsAtOnce) {
+  auto q = Open();
+  DrainerOptions o = Options();
+  o.idle_wait = std::chrono::hours(1);  // no polling: only an append or Stop wakes it
+  QueueDrainer d(*q, Publisher(), [this] { return connected_.load(); }, o);
+  d.Start();
+  Append(*q, "first");
+  ASSERT_TRUE(testutil::WaitUntil([&] { return q->Stats().depth == 0; }));
+  Append(*q, "second");  // the drainer now sleeps on the empty queue: this wakes it
+  ASSERT_TRUE(testutil::WaitUntil([&] { return q->Stats().depth == 0; }));
+  auto stopped = std::async(std::launch::async, [&] { d.Stop(); });
+  EXPECT_EQ(stopped.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  EXPECT_EQ(SentSeqs().size(), 2u);
 }
 
 TEST_F(DrainerTest, HoldsRecordsWhileDisconnectedAndDrainsOnReconnect) {

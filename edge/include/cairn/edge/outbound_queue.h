@@ -77,9 +77,14 @@ class OutboundQueue {
   virtual Status Ack(uint64_t through_seq) = 0;
   // Makes every appended record durable against power loss (fdatasync).
   virtual Status Sync() = 0;
-  // Blocks until the queue holds a record or `max_wait` passed; true if it
-  // holds one.
+  // Blocks until the queue holds a record, `max_wait` passed or Interrupt()
+  // was called; true if it holds one.
   virtual bool WaitForRecords(std::chrono::milliseconds max_wait) = 0;
+  // Makes the next (or the current) WaitForRecords return at once: an
+  // interrupt is kept until a wait sees it, so one given just before the
+  // wait begins is not lost (a drainer that stops or is woken never waits
+  // out its idle sleep). Waiters therefore need not poll.
+  virtual void Interrupt() = 0;
   virtual QueueStats Stats() const = 0;
 };
 

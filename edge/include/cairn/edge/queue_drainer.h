@@ -41,6 +41,9 @@ struct DrainerOptions {
   double burst = 40;
   std::chrono::milliseconds retry_delay{1000};
   std::chrono::milliseconds sync_interval{1000};
+  // How long an idle drainer sleeps on an empty queue before it looks again
+  // (an append, Wake or Stop ends the sleep at once): idle wake-ups cost CPU.
+  std::chrono::milliseconds idle_wait{30000};
 };
 
 struct DrainerStats {
