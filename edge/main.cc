@@ -167,14 +167,15 @@ int IdentityFinished(const Config& cfg, const edge::IdentityVerdict& verdict) {
   return edge::kExitIdentityFinished;
 }
 
-// Waits up to `d` for a stop signal (returns it) or a verdict (returns 0).
+// Waits up to `d` for a stop signal (returns it) or a verdict (returns 0);
+// the verdict is looked at once a second (an idle node wakes for little).
 int WaitForSignalOrVerdict(std::chrono::milliseconds d, const edge::IdentityWatch& watch) {
   const auto deadline = std::chrono::steady_clock::now() + d;
   for (;;) {
     if (watch.verdict()) return 0;
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) return 0;
-    if (int sig = PollStopSignal(std::min(left, std::chrono::milliseconds(200))); sig != 0) return sig;
+    if (int sig = PollStopSignal(std::min(left, std::chrono::milliseconds(1000))); sig != 0) return sig;
   }
 }
 
