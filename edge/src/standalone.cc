@@ -113,6 +113,7 @@ class StandaloneBroker {
     auto queue = OpenSegmentedLogQueue(qo);
     if (!queue.ok()) return Error{queue.error().code, "queue " + qo.dir + ": " + queue.error().message};
     b->queue_ = std::move(*queue);
+    b->queue_max_bytes_ = qo.max_bytes;
     MqttOptions mo;
     mo.uri = o.broker_url;
     mo.client_id = RandomClientId("cairn-edge-run");
@@ -139,8 +140,13 @@ class StandaloneBroker {
     if (mqtt_) mqtt_->Disconnect();
   }
 
-  // Appends one stream record to the queue (sent at QoS 1 by the drainer).
+  // Appends one stream record to the queue (sent at QoS 1 by the drainer);
+  // the node's backpressure rule holds it back while the link is up and the
+  // queue near its bound (the mqtt output then pauses the input).
   Status Publish(const std::string& workspace, const std::string& stream, const std::string& payload) {
+    if (HoldBackStreamRecord(queue_->Stats().bytes, queue_max_bytes_, mqtt_->IsConnected())) {
+      return Error::ResourceExhausted("queue at 3/4 of its bound with the link up: waiting for it to drain");
+    }
     auto seq = queue_->Append(QueuedRecord::Kind::kStreamRecord, topics::Data(workspace, stream), "", payload);
     if (!seq.ok()) return seq.error();
     return OkStatus();
@@ -186,6 +192,7 @@ class StandaloneBroker {
  private:
   StandaloneBroker() = default;
   std::unique_ptr<OutboundQueue> queue_;
+  uint64_t queue_max_bytes_ = 0;
   std::unique_ptr<MqttClient> mqtt_;
   std::unique_ptr<runtime::StreamSubscriptions> streams_;
   std::unique_ptr<QueueDrainer> drainer_;
