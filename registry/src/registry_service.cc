@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cairn/common/labels_sql.h"
+#include "cairn/common/liveness.h"
 #include "cairn/registry/pki.h"
 #include "queries.h"
 #include "cairn/common/events.h"
@@ -21,7 +22,7 @@ const std::string kNodeColumns =
     " CASE WHEN health IS NULL THEN '' ELSE encode(health, 'hex') END,"
     " health_ms, health_interval_s, agent_version, cert_expires_ms, " + kLabelsKvSql + ", cert_serial";
 
-v1::Node NodeFromRow(const pqxx::row& r, int64_t now_ms) {
+v1::Node NodeFromRow(const pqxx::row& r, const liveness::Moment& at) {
   v1::Node n;
   n.set_workspace(r[0].as<std::string>());
   n.set_name(r[1].as<std::string>());
@@ -41,12 +42,24 @@ v1::Node NodeFromRow(const pqxx::row& r, int64_t now_ms) {
     auto raw = tls::HexDecode(health_hex);
     if (raw.ok()) n.mutable_health()->ParseFromString(*raw);
   }
-  // Stale: connected but no health for 3 intervals (the sweep stores it too).
-  int64_t since = std::max(health_ms, n.state_since_ms());
-  if (state == "online" && now_ms - since > 3LL * interval_s * 1000) state = "stale";
-  n.set_state(state);
+  liveness::NodeFacts facts{state, n.state_since_ms(), n.last_seen_ms(), health_ms, interval_s};
+  n.set_state(liveness::NodeLiveness(facts, at));
   return n;
 }
+
+// The liveness sweep: facts of every node stored online (see NodeFacts),
+// and the conditional update to stale.
+constexpr char kOnlineNodeFacts[] =
+    "SELECT workspace, name, state_since_ms, last_seen_ms, health_ms, health_interval_s"
+    " FROM nodes WHERE state = 'online'";
+constexpr char kMarkStale[] =
+    "UPDATE nodes SET state = 'stale', state_since_ms = $3"
+    " WHERE workspace = $1 AND name = $2 AND state = 'online'"
+    " AND state_since_ms = $4 AND last_seen_ms = $5 AND health_ms = $6 RETURNING name";
+
+constexpr char kRecordStart[] =
+    "INSERT INTO service_starts (service, started_ms) VALUES ('registry', $1)"
+    " ON CONFLICT (service) DO UPDATE SET started_ms = EXCLUDED.started_ms";
 
 constexpr char kDeleteWorkspaceBindings[] = "DELETE FROM role_bindings WHERE workspace = $1";
 constexpr char kDeleteWorkspaceCredentials[] = "DELETE FROM integrator_credentials WHERE workspace = $1";
@@ -102,6 +115,14 @@ RegistryService::RegistryService(Db& db, MqttClient& mqtt, tls::CertAuthority ca
 }
 
 Status RegistryService::Start() {
+  started_ms_ = clock_.NowMs();
+  if (auto st = db_.Tx([&](pqxx::work& tx) -> Status {
+        tx.exec_params(kRecordStart, started_ms_.load());
+        return OkStatus();
+      });
+      !st.ok()) {
+    return st;
+  }
 #define CAIRN_RPC(Method, Req, Resp)                                                   \
   rpc_.Handle<v1::Req, v1::Resp>(#Method, [this](const v1::Req& r, const CallContext& c) { \
     return Method(r, c);                                                               \
@@ -192,9 +213,7 @@ void RegistryService::OnStatus(const std::string& ws, const std::string& node,
     if (r.empty()) return OkStatus();  // unknown node (deleted workspace, stale retained)
     std::string cur = r[0][0].as<std::string>();
     uint64_t bd_seq = static_cast<uint64_t>(std::max<int64_t>(0, r[0][1].as<int64_t>()));
-    if (cur == "revoked") return OkStatus();
-    // A death from an older session than the current birth is stale.
-    if (new_state == "offline" && status.bd_seq() < bd_seq) return OkStatus();
+    if (!liveness::StatusApplies(cur, bd_seq, new_state == "online", status.bd_seq())) return OkStatus();
     changed = cur != new_state;
     tx.exec_params(
         "UPDATE nodes SET state = $3, bd_seq = $4,"
@@ -283,14 +302,21 @@ void RegistryService::Sweep() {
   RewriteSnapshotIfDue();
   int64_t now = clock_.NowMs();
   std::vector<std::pair<std::string, std::string>> stale;
+  liveness::Moment at{now, started_ms_.load()};
   auto st = db_.Tx([&](pqxx::work& tx) -> Status {
-    auto r = tx.exec_params(
-        "UPDATE nodes SET state = 'stale', state_since_ms = $1"
-        " WHERE state = 'online' AND $1 - GREATEST(health_ms, state_since_ms) >"
-        " 3 * health_interval_s * 1000 RETURNING workspace, name",
-        now);
     stale.clear();
-    for (const auto& row : r) stale.emplace_back(row[0].as<std::string>(), row[1].as<std::string>());
+    // The candidates are the nodes stored online; liveness::NodeLiveness
+    // decides (no copy of the rule in SQL). The update re-checks the facts
+    // it decided on, so a health report stored meanwhile wins.
+    for (const auto& row : tx.exec(kOnlineNodeFacts)) {
+      liveness::NodeFacts f{"online", row[2].as<int64_t>(), row[3].as<int64_t>(), row[4].as<int64_t>(),
+                            row[5].as<int>()};
+      if (liveness::NodeLiveness(f, at) != "stale") continue;
+      auto ws = row[0].as<std::string>();
+      auto name = row[1].as<std::string>();
+      auto r = tx.exec_params(kMarkStale, ws, name, now, f.state_since_ms, f.last_seen_ms, f.health_ms);
+      if (!r.empty()) stale.emplace_back(ws, name);
+    }
     return OkStatus();
   });
   if (!st.ok()) {
@@ -658,7 +684,7 @@ Result<v1::NodeList> RegistryService::ListNodes(const v1::ListNodesRequest& req,
     auto rows = tx.exec_params(std::string("SELECT ") + kNodeColumns +
                                    " FROM nodes WHERE workspace = $1 AND (" + where + ") ORDER BY name",
                                pqxx::prepare::make_dynamic_params(params));
-    for (const auto& r : rows) *out.add_nodes() = NodeFromRow(r, now);
+    for (const auto& r : rows) *out.add_nodes() = NodeFromRow(r, liveness::Moment{now, started_ms_.load()});
     return OkStatus();
   });
   if (!st.ok()) return st.error();
@@ -677,7 +703,7 @@ Result<v1::Node> RegistryService::GetNode(const v1::GetNodeRequest& req, const C
       return Error::NotFound("node \"" + req.name() + "\" does not exist in workspace \"" +
                              req.workspace() + "\"");
     }
-    node = NodeFromRow(r[0], now);
+    node = NodeFromRow(r[0], liveness::Moment{now, started_ms_.load()});
     return OkStatus();
   });
   if (!st.ok()) return st.error();
@@ -707,7 +733,7 @@ Result<v1::Node> RegistryService::LabelNode(const v1::LabelNodeRequest& req,
     auto row = tx.exec_params(std::string("SELECT ") + kNodeColumns +
                                   " FROM nodes WHERE workspace = $1 AND name = $2",
                               req.workspace(), req.name());
-    node = NodeFromRow(row[0], now);
+    node = NodeFromRow(row[0], liveness::Moment{now, started_ms_.load()});
     tx.exec_params("INSERT INTO audit_log (at_ms, actor, action, workspace, target) VALUES ($1, $2, 'node.label', $3, $4)",
                    now, ctx.principal, req.workspace(), req.name());
     return OkStatus();

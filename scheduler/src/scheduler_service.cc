@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cairn/common/labels_sql.h"
+#include "cairn/common/liveness.h"
 #include "cairn/common/pipeline_spec.h"
 #include "cairn/common/events.h"
 #include "cairn/common/selector.h"
@@ -490,7 +491,8 @@ Result<v1::PipelineStatus> SchedulerService::GetPipelineStatus(const v1::GetPipe
     for (const auto& r : tx.exec_params(
              "SELECT d.node, d.generation, encode(d.desired, 'hex'), n.state,"
              " CASE WHEN n.health IS NULL THEN '' ELSE encode(n.health, 'hex') END,"
-             " n.health_ms, n.health_interval_s"
+             " n.health_ms, n.health_interval_s, n.state_since_ms, n.last_seen_ms,"
+             " COALESCE((SELECT started_ms FROM service_starts WHERE service = 'registry'), 0)"
              " FROM node_desired d JOIN nodes n ON n.workspace = d.workspace AND n.name = d.node"
              " WHERE d.workspace = $1 ORDER BY d.node",
              req.workspace())) {
@@ -502,9 +504,10 @@ Result<v1::PipelineStatus> SchedulerService::GetPipelineStatus(const v1::GetPipe
       if (!targeted) continue;
       v1::PipelineNodeStatus* ns = out.add_nodes();
       ns->set_node(r[0].as<std::string>());
-      std::string state = r[3].as<std::string>();
-      int64_t health_ms = r[5].as<int64_t>();
-      if (state == "online" && now - health_ms > 3LL * r[6].as<int>() * 1000) state = "stale";
+      // The registry's rule, with the registry's start for its grace period.
+      liveness::NodeFacts facts{r[3].as<std::string>(), r[7].as<int64_t>(), r[8].as<int64_t>(),
+                                r[5].as<int64_t>(), r[6].as<int>()};
+      std::string state = liveness::NodeLiveness(facts, {now, r[9].as<int64_t>()});
       ns->set_node_state(state);
       out.set_targeted(out.targeted() + 1);
       v1::NodeHealth h;

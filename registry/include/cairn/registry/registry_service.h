@@ -9,6 +9,7 @@
 // their own mutex).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -57,13 +58,14 @@ class RegistryService {
   // Call once before Start(); an error here is fatal at start-up.
   Status PrepareAccess();
   // Registers RPC handlers and subscribes to node status/health. Call after
-  // the MQTT client connected.
+  // the MQTT client connected. Records the start (service_starts) for the
+  // liveness grace period.
   Status Start();
   // Routes one incoming message.
   void OnMessage(const MqttMessage& message);
   // Called on every (re)connect: replays revocations to the broker plugin.
   void OnConnected();
-  // Marks online nodes without health for 3 intervals as stale; rewrites the
+  // Marks online nodes stale when liveness::NodeLiveness says so; rewrites the
   // access snapshot when a credential expired or the last write failed.
   void Sweep();
   // Writes the access snapshot now (from PostgreSQL).
@@ -125,6 +127,8 @@ class RegistryService {
   std::mutex snapshot_mu_;            // one snapshot writer at a time
   int64_t snapshot_next_expiry_ms_ = 0;  // guarded by snapshot_mu_
   bool snapshot_stale_ = false;          // guarded by snapshot_mu_
+  // When Start() subscribed to health: the liveness grace period's start.
+  std::atomic<int64_t> started_ms_{0};
 };
 
 // "node:{ws}:{node}": the broker principal (certificate CN) of a node.
