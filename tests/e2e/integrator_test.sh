@@ -78,6 +78,23 @@ check "and printed three decoded reports of $A/n1" \
   test "$(grep -cE "^health $A/n1 seq=[1-9][0-9]* agent_version=$VERSION cpu=[0-9.]+% mem=[0-9]+/[0-9]+ MiB pipelines=" <<<"$OUT")" = 3
 [[ $RC == 0 ]] || echo "$OUT" | head -20
 
+# The events loop runs until interrupted: run it for at most 30 s and label
+# the node until an event shows up decoded (the first labels may come before
+# the subscription is live).
+EVENTS="$STACK_DIR/events.out"
+doc_block decode-events >"$STACK_DIR/events.sh"
+(cd "$WORK" && exec timeout 30 bash -eo pipefail "$STACK_DIR/events.sh") >"$EVENTS" 2>&1 &
+EVENTS_PID=$!
+LABEL=0
+labelled_event_decoded() {
+  LABEL=$((LABEL + 1))
+  cairnctl -w $A node label n1 "probe=p$LABEL" >/dev/null || return 1
+  wait_until 1 grep -qx "  value: \"p$LABEL\"" "$EVENTS"
+}
+eventually "the events loop decodes a NODE_LABELS_CHANGED with the new label" 20 labelled_event_decoded
+check "as type NODE_LABELS_CHANGED of node n1" bash -c "grep -qx 'type: NODE_LABELS_CHANGED' '$EVENTS' && grep -qx 'node: \"n1\"' '$EVENTS'"
+kill "$EVENTS_PID" 2>/dev/null  # timeout passes it on to the loop
+
 PW=$(cat "$WORK/cred.pw")
 SUB=(mosquitto_sub -V mqttv5 -h localhost -p "$AUTH_PORT" --cafile "$CAIRN_CA_FILE" -u "cred:$A:health-reader" -P "$PW")
 t_section "payloads name their type (MQTT v5 content type), as the doc's table says"
