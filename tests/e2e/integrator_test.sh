@@ -104,6 +104,24 @@ check "health: cairn.v1.NodeHealth, not retained, with cairn-node and cairn-seq"
 OUT=$("${SUB[@]}" -t "cairn/v1/ws/$A/nodes/n1/status" -C 1 -W 5 -F '%C %r' 2>&1)
 check "status: cairn.v1.NodeStatus, retained (arrives at once)" test "$OUT" = "cairn.v1.NodeStatus 1"
 
+t_section "data streams: a batch of records, split by the doc's Python function"
+# doc_py NAME: the ```python block after the marker.
+doc_py() { awk -v m="<!-- integrator-test:$1 -->" '$0 == m { f = 1; next } f && /^```python$/ { i = 1; next } i && /^```$/ { exit } i { print }' "$DOC"; }
+printf 'name: beat\nworkspace: %s\npipeline:\n  input: {generate: {interval: 100ms, message: hello}}\n  output: {mqtt: {stream: beats}}\n' $A >"$STACK_DIR/beat.yaml"
+check "a pipeline sends hello to stream beats" cairnctl -w $A pipeline apply -f "$STACK_DIR/beat.yaml"
+BATCH="$STACK_DIR/batch.bin"
+check "one message of data/beats arrives (mosquitto_sub -N: the raw batch)" \
+  bash -c '"$@" >"'"$BATCH"'"' _ "${SUB[@]}" -t "cairn/v1/ws/$A/data/+" -C 1 -N -W 30
+doc_py records >"$STACK_DIR/records.py"
+OUT=$(/usr/bin/python3 -c '
+import sys
+exec(open(sys.argv[1]).read())
+for seq, rec in records(open(sys.argv[2], "rb").read()):
+    print(seq, rec.decode())' "$STACK_DIR/records.py" "$BATCH" 2>&1)
+check "records() splits it into (seq, record) pairs: hello with a seq each" \
+  bash -c '[[ -n "$1" ]] && ! grep -qvE "^[0-9]+ hello$" <<<"$1" || { echo "got: $1"; exit 1; }' _ "$OUT"
+check "whose seqs increase" bash -c 'cut -d" " -f1 <<<"$1" | sort -nc' _ "$OUT"
+
 t_section "the credential reads nothing of another workspace"
 WILD="$STACK_DIR/wildcard.out"
 "${SUB[@]}" -t 'cairn/v1/ws/+/nodes/+/health' -F '%t' >"$WILD" 2>&1 &
